@@ -1,0 +1,112 @@
+"""`wireproxy ...`: the command line. User mistakes end in one clear line and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import Config, ConfigError, load_config, parse_address
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in a file: shown as one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except (ConfigError, UsageError) as exc:
+        print(f"wireproxy: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wireproxy", description="A data-path gateway for PostgreSQL and HTTP.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the proxy")
+    add_serve_flags(serve)
+    serve.set_defaults(run=run_serve)
+
+    demo = commands.add_parser("demo", help="the whole product on an embedded default")
+    add_serve_flags(demo)
+    demo.set_defaults(run=run_demo)
+
+    for module, adder in (("check_cmd", "add_parser"), ("sessions_cmd", "add_parsers")):
+        try:
+            imported = __import__(f"wireproxy.{module}", fromlist=[adder])
+        except ImportError:
+            continue
+        getattr(imported, adder)(commands)
+    return parser
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="wireproxy.toml (default: built-in defaults)")
+    parser.add_argument("--listen", help="HOST:PORT for the Postgres listener")
+    parser.add_argument("--upstream", help="HOST:PORT of the PostgreSQL server")
+    parser.add_argument("--rules", action="append", type=Path, help="rule file (repeatable)")
+    parser.add_argument("--log-dir", type=Path, help="directory of encrypted session logs")
+    parser.add_argument("--key-file", type=Path, help="session log key file")
+    parser.add_argument("--admin", help="HOST:PORT of the admin API")
+
+
+def config_from_args(args) -> Config:
+    config = load_config(args.config) if args.config else Config.defaults()
+    if args.listen or args.upstream or args.rules is not None:
+        if not config.postgres:
+            if not (args.listen and args.upstream):
+                raise UsageError("--listen and --upstream are both needed when the config has no [[postgres]]")
+            config.postgres = Config.defaults().postgres
+        first = config.postgres[0]
+        try:
+            if args.listen:
+                first.listen = parse_address(args.listen)
+            if args.upstream:
+                first.upstream = parse_address(args.upstream)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if args.rules is not None:
+            for listener in config.postgres:
+                listener.rules = [p.resolve() for p in args.rules]
+    if args.log_dir:
+        config.log.dir = args.log_dir.resolve()
+    if args.key_file:
+        config.log.key_file = args.key_file.resolve()
+    if args.admin:
+        try:
+            config.admin.listen = parse_address(args.admin)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return config
+
+
+def run_serve(args) -> int:
+    import trio
+
+    from .server import ListenError, serve
+    config = config_from_args(args)
+    try:
+        trio.run(serve, config)
+    except ListenError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def run_demo(args) -> int:
+    # Until the demo issue lands: `serve` on the built-in defaults (see README).
+    print("wireproxy demo: serving on the built-in defaults "
+          "(Postgres 127.0.0.1:6432 -> 127.0.0.1:5432); Ctrl-C to stop", file=sys.stderr)
+    return run_serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Masking: detectors find sensitive values, styles hide them, row rewriting applies both."""
