@@ -23,6 +23,9 @@ def server_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if installed:
+        return installed[-1].parent
     try:
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError) as exc:

@@ -96,8 +96,13 @@ def run_serve(args) -> int:
     config = config_from_args(args)
     try:
         trio.run(serve, config)
-    except ListenError as exc:
-        raise UsageError(str(exc)) from None
+    except (ListenError, BaseExceptionGroup) as exc:
+        listen_errors = exc.subgroup(ListenError) if isinstance(exc, BaseExceptionGroup) else exc
+        if listen_errors is None:
+            raise
+        while isinstance(listen_errors, BaseExceptionGroup):
+            listen_errors = listen_errors.exceptions[0]
+        raise UsageError(str(listen_errors)) from None
     return 0
 
 

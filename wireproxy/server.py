@@ -47,6 +47,7 @@ class Server:
                     await self._listen(listeners, sessions, "postgres", listener, self._postgres_handler(listener))
                 for listener in self.config.tcp:
                     await self._listen(listeners, sessions, "tcp", listener, self._tcp_handler(listener))
+                log("ready", listeners=sum(len(v) for v in self.bound.values()))
                 task_status.started(self.bound)
                 await self._stop.wait()
                 listeners.cancel_scope.cancel()

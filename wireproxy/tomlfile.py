@@ -7,6 +7,7 @@ the offending line of any file a person writes; it returns None where it cannot 
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -135,6 +136,9 @@ class Checker:
         self.seen.add(key)
         if key not in self.table:
             if required:
+                for other in self.table:   # a typo of this key is the likelier story
+                    if other != key and difflib.get_close_matches(other, [key], 1, 0.75):
+                        raise self.error(other, f"unknown key {self.name(other)!r} (did you mean {key!r}?)")
                 raise self.error(None, f"missing required key {self.name(key)!r}")
             return default
         value = self.table[key]
