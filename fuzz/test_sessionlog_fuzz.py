@@ -1,0 +1,107 @@
+"""Hypothesis properties of the session log format.
+
+- any sequence of records round-trips;
+- any single-byte change anywhere is detected, as tampering;
+- any truncation reads as truncated, never as intact or tampered;
+- the reader never raises, whatever the bytes.
+
+Short runs by default; WIREPROXY_SLOW=1 runs them long.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wireproxy.sessionlog import INTACT, TAMPERED, TRUNCATED, Keyring, SessionEncoder, new_session_id, read_log_bytes
+
+SLOW = bool(os.environ.get("WIREPROXY_SLOW"))
+EXAMPLES = 1000 if SLOW else 60
+LONG_EXAMPLES = 4000 if SLOW else 150
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+PRIVATE = X25519PrivateKey.generate()
+KEYRING = Keyring.of(PRIVATE)
+
+json_scalars = st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.text(max_size=40) | st.floats(
+    allow_nan=False)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.text(max_size=10), inner, max_size=4), max_leaves=12)
+records = st.lists(st.dictionaries(st.text(max_size=12).filter(lambda k: k not in ("seq", "ts")), json_values,
+                                   max_size=6), max_size=8)
+
+
+def encode(recs: list[dict], end: bool = True) -> tuple[str, bytes]:
+    sid = new_session_id()
+    enc = SessionEncoder(sid, PRIVATE.public_key())
+    now = time.time()
+    data = enc.start({"user": "fuzz"})
+    for rec in recs:
+        data += enc.record(rec, now)
+    if end:
+        data += enc.end({"reason": "closed"}, now)
+    return sid.hex(), data
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(records, st.booleans())
+def test_any_records_round_trip(recs, end):
+    sid, data = encode(recs, end)
+    read = read_log_bytes(data, KEYRING, name=sid)
+    assert read.status == (INTACT if end else TRUNCATED)
+    assert read.count == len(recs)
+    assert [{k: v for k, v in r.items() if k not in ("seq", "ts")} for r in read.records] == recs
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(records, st.data())
+def test_any_single_byte_change_is_detected(recs, data):
+    sid, log = encode(recs)
+    pos = data.draw(st.integers(0, len(log) - 1), label="position")
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != log[pos]), label="byte")
+    damaged = bytearray(log)
+    damaged[pos] = new
+    read = read_log_bytes(bytes(damaged), KEYRING, name=sid)
+    assert read.status == TAMPERED, (pos, read.problem)
+    assert read.bad_record is not None
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(records, st.data())
+def test_any_truncation_is_truncated(recs, data):
+    _, log = encode(recs)
+    cut = data.draw(st.integers(0, len(log) - 1), label="length")
+    read = read_log_bytes(log[:cut], KEYRING)
+    assert read.status == TRUNCATED, (cut, read.problem)
+    assert read.count <= len(recs) and len(read.records) == read.count
+
+
+@pytest.mark.slow
+@settings(max_examples=LONG_EXAMPLES, **SETTINGS)
+@given(records, st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=8)), min_size=1, max_size=4),
+       st.integers(0, 10**6))
+def test_reader_never_raises_and_never_says_intact_for_changed_bytes(recs, edits, cut):
+    sid, log = encode(recs)
+    damaged = bytearray(log)
+    for pos, blob in edits:
+        pos %= len(damaged) + 1
+        damaged[pos:pos + len(blob)] = blob
+    damaged = bytes(damaged[:max(cut, len(damaged) // 2)])
+    read = read_log_bytes(damaged, KEYRING, name=sid)
+    if damaged != log:
+        assert read.status != INTACT, read.problem
+    read_log_bytes(damaged, KEYRING, decrypt_all=False)
+
+
+@pytest.mark.slow
+@settings(max_examples=LONG_EXAMPLES, **SETTINGS)
+@given(st.binary(max_size=400))
+def test_reader_never_raises_on_garbage(blob):
+    read_log_bytes(blob, KEYRING)
+    _, log = encode([])
+    read_log_bytes(log[:108] + blob, KEYRING)

@@ -1,0 +1,50 @@
+"""Helpers for the session log tests: logs built in memory, as the writer would write them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from wireproxy.sessionlog import SUFFIX, SessionEncoder, load_public_key, new_session_id
+from wireproxy.sessionlog.format import FRAME_HEAD, FRAME_SIZE, PREAMBLE
+
+
+def encode_log(key_file: Path, records: list[dict[str, Any]], *, header: dict[str, Any] | None = None,
+               end: bool = True, started: float | None = None) -> tuple[str, bytes]:
+    """A whole log in memory, as the writer would write it. -> (session id, bytes)."""
+    public = load_public_key(str(key_file) + ".pub")
+    sid = new_session_id(started)
+    enc = SessionEncoder(sid, public)
+    now = time.time() if started is None else started
+    data = enc.start({"user": "alice", "database": "shop", "client_addr": "127.0.0.1:50000",
+                      "started": "", **(header or {})})
+    for i, rec in enumerate(records):
+        data += enc.record(rec, now + i * 0.001)
+    if end:
+        data += enc.end({"reason": "closed"}, now + len(records) * 0.001)
+    return sid.hex(), data
+
+
+def write_log(log_dir: Path, key_file: Path, records: list[dict[str, Any]], **kw: Any) -> Path:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    sid, data = encode_log(key_file, records, **kw)
+    path = log_dir / f"{sid}{SUFFIX}"
+    path.write_bytes(data)
+    return path
+
+
+def frame_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every frame of a well-formed log; frame i holds seq i."""
+    spans = []
+    off = PREAMBLE.size
+    while off + FRAME_SIZE <= len(data):
+        length, _, _ = FRAME_HEAD.unpack_from(data, off)
+        spans.append((off, off + FRAME_SIZE + length))
+        off += FRAME_SIZE + length
+    return spans
+
+
+def statements(n: int, marker: str = "") -> list[dict[str, Any]]:
+    return [{"sql": f"SELECT {i} /* {marker} */", "protocol": "simple", "decision": "allow", "rules": [],
+             "duration_ms": 0.1 * i, "rows": 1, "tag": "SELECT 1"} for i in range(n)]

@@ -1,0 +1,499 @@
+"""The write path: SessionLog (a writer service run as a trio task) and SessionRecorder (what a
+relay holds for one session).
+
+    log = SessionLog(dir, key_file)             # loads key_file.pub; KeyFileError if unusable
+    await nursery.start(log.run)                # writer service, in a nursery that outlives sessions
+    rec = log.open_session({"user": ..., ...})  # LogUnavailable when fail-closed and broken
+    if rec.failed: refuse the statement         # before each statement: cheap attribute reads
+    rec.record({...})                           # after each statement: sync, O(1), never blocks
+    rec.close({...})                            # sealed final record, flushed promptly
+
+A record is one statement (or one HTTP exchange). Any JSON-serialisable dict goes; these keys
+are the ones `sessions show` lays out (others are shown as `key: value`):
+    sql, protocol ("simple" | "extended"), params (masked), decision (allow|audit|approve|block),
+    rules [ids], approval {id, by, outcome} (or a list of them), duration_ms, rows, tag,
+    error {code, message}, columns, result_rows [[...], ...] (masked; trimmed to the session's
+    `max_result_bytes`, with result_rows_omitted = n), type (default "statement");
+    HTTP: method, url, status.
+
+Hot path cost: `record` appends a tuple to a deque. The writer wakes every `flush_interval`
+(and at once on a session's end), takes everything queued, encrypts it on the trio thread in
+small slices, then writes and fdatasyncs each touched file in a worker thread. A kill -9 loses
+at most what was queued since the last flush.
+
+The queue is bounded softly: `record` never blocks and never drops what it is given; past
+`max_pending` queued items `congested` is true and `await rec.wait_room()` (a no-op otherwise)
+waits for the writer to catch up — the relay calls it at a statement boundary, so backpressure
+falls on the client that outruns the disk, and nothing is lost.
+
+Failure: when a log file cannot be created or written (disk full, permissions, the dir gone),
+`log.failed` holds the reason. Fail-closed (the default): `open_session` raises LogUnavailable
+and `rec.failed` is set for running sessions. A session whose own file failed stays failed
+(its log ends there, and verifies as truncated); the log as a whole recovers when a probe write
+in the dir succeeds again (tried every `retry_interval`). Fail-open: a loud error, and sessions
+go on with `rec.failed` None, unrecorded where the log cannot be written.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .. import __version__
+from .errors import KeyFileError, LogUnavailable
+from .format import SUFFIX, SessionEncoder, dumps, iso, key_id_of, new_session_id, session_started
+from .keys import load_public_key, public_key_path
+from .retention import apply_retention
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not Unix
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger("wireproxy.sessionlog")
+
+_HEADER, _RECORD, _END = 1, 2, 3
+_SLICE = 128                 # records encrypted between two checkpoints
+_now = time.time
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
+class _Session:
+    __slots__ = ("id", "sid", "path", "fd", "encoder", "failed", "closing", "result_budget",
+                 "result_used", "results_truncated", "dropped")
+
+    def __init__(self, sid: bytes, path: Path, result_budget: int):
+        self.sid = sid
+        self.id = sid.hex()
+        self.path = path
+        self.fd: int | None = None
+        self.encoder: SessionEncoder | None = None
+        self.failed: str | None = None
+        self.closing = False
+        self.result_budget = result_budget
+        self.result_used = 0
+        self.results_truncated = False
+        self.dropped = 0
+
+
+class SessionRecorder:
+    """One session's handle on the log. Every method is cheap and never blocks."""
+
+    __slots__ = ("id", "_log", "_s")
+
+    def __init__(self, log: "SessionLog", session: _Session):
+        self.id = session.id
+        self._log = log
+        self._s = session
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Queue one record (a JSON-serialisable dict; the log adds `seq` and `ts`). The dict
+        belongs to the log from now on: do not change it afterwards. Never raises, never blocks:
+        check `failed` before the statement, not after."""
+        s = self._s
+        if s.closing:
+            return
+        if s.failed is not None:
+            s.dropped += 1
+            return
+        log = self._log
+        log._pending.append((s, _RECORD, entry, _now()))
+        log._enqueued += 1
+
+    def close(self, summary: dict[str, Any] | None = None) -> None:
+        """End the session: queue the sealed final record (with `summary`) and wake the writer.
+        Further records are ignored; closing twice does nothing."""
+        s = self._s
+        if s.closing:
+            return
+        s.closing = True
+        log = self._log
+        log._pending.append((s, _END, summary, _now()))
+        log._enqueued += 1
+        log._wake.set()
+
+    @property
+    def failed(self) -> str | None:
+        """Why this session must not go on (fail-closed), or None. Check before each statement."""
+        log = self._log
+        if log.fail_open:
+            return None
+        return self._s.failed or log.failed
+
+    @property
+    def wants_results(self) -> bool:
+        """Whether result rows are still worth collecting: the per-session byte cap is not used up
+        (lags the writer by up to one flush; rows past the cap are trimmed there)."""
+        return self._s.result_budget > 0
+
+    @property
+    def congested(self) -> bool:
+        return len(self._log._pending) >= self._log.max_pending
+
+    async def wait_room(self) -> None:
+        """Backpressure: returns at once unless the queue is past `max_pending`."""
+        await self._log.wait_room()
+
+
+class SessionLog:
+    key_check_interval = 1.0  # seconds between looks for a rotated public key
+
+    def __init__(self, dir: str | os.PathLike, key_file: str | os.PathLike, *, flush_interval: float = 0.2,
+                 fail_open: bool = False, max_result_bytes: int = 0, retention_max_age: float | None = None,
+                 retention_max_bytes: int | None = None, retention_interval: float = 60.0,
+                 retry_interval: float = 5.0, max_pending: int = 100_000):
+        """`key_file`: the private key's path; the log reads only `<key_file>.pub`.
+        `retention_max_age` in seconds. Raises KeyFileError when the public key is unusable."""
+        self.dir = Path(dir)
+        self.public_key_path = public_key_path(key_file)
+        self.flush_interval = flush_interval
+        self.fail_open = fail_open
+        self.max_result_bytes = max(0, int(max_result_bytes))
+        self.retention_max_age = retention_max_age
+        self.retention_max_bytes = retention_max_bytes
+        self.retention_interval = retention_interval
+        self.retry_interval = retry_interval
+        self.max_pending = max_pending
+        self._public_key = load_public_key(self.public_key_path)
+        self._key_id = key_id_of(self._public_key)
+        self._key_stat = self._stat_key()
+        self.failed: str | None = None
+        self._pending: deque[tuple[_Session, int, Any, float]] = deque()
+        self._open: dict[str, _Session] = {}
+        self._enqueued = 0
+        self._processed = 0
+        self._flushes = 0
+        self._bytes_written = 0
+        self._wake = trio.Event()
+        self._cycle_done = trio.Event()
+        self._running = False
+        self._stopped = False
+        self._next_key_check = 0.0
+        self._next_probe = 0.0
+        self._next_retention = 0.0
+
+    # --- what the relay uses -------------------------------------------------------------
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id.hex()
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._open)
+
+    @property
+    def congested(self) -> bool:
+        return len(self._pending) >= self.max_pending
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters for /metrics and health."""
+        return {"open_sessions": len(self._open), "pending": len(self._pending), "queued": self._enqueued,
+                "written": self._processed, "flushes": self._flushes, "bytes_written": self._bytes_written,
+                "failed": self.failed, "key_id": self.key_id}
+
+    def open_session(self, header: dict[str, Any]) -> SessionRecorder:
+        """Start recording a session. `header`: client_addr, user, database, application_name,
+        upstream, ... (JSON-serialisable; all of it is encrypted). The log adds session,
+        started, proxy_version, key_id. Raises LogUnavailable when fail-closed and the log
+        cannot be written."""
+        if not self.fail_open:
+            if self.failed is not None:
+                raise LogUnavailable(f"session log unavailable: {self.failed}")
+            if self._stopped:
+                raise LogUnavailable("session log unavailable: the log writer has stopped")
+        sid = new_session_id()
+        session = _Session(sid, self.dir / f"{sid.hex()}{SUFFIX}", self.max_result_bytes)
+        if self._stopped:
+            session.failed = "the log writer has stopped"
+        else:
+            self._open[session.id] = session
+            self._pending.append((session, _HEADER, dict(header), _now()))
+            self._enqueued += 1
+        return SessionRecorder(self, session)
+
+    async def wait_room(self) -> None:
+        while len(self._pending) >= self.max_pending and self._running:
+            self._wake.set()
+            await self._cycle_done.wait()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written and synced (or failed)."""
+        target = self._enqueued
+        while self._processed < target and self._running:
+            self._wake.set()
+            await self._cycle_done.wait()
+
+    # --- the writer service --------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The writer service. Run it with `await nursery.start(log.run)` in a nursery that
+        outlives the sessions; when cancelled it writes what is queued and seals sessions still
+        open with reason "shutdown"."""
+        if self._running or self._stopped:
+            raise RuntimeError("SessionLog.run() runs once")
+        self._running = True
+        try:
+            problem = await trio.to_thread.run_sync(_prepare_dir, self.dir)
+            if problem:
+                self._fail(problem)
+            await self._housekeeping(force=True)
+            task_status.started()
+            interval = self.flush_interval
+            while True:
+                deadline = trio.current_time() + interval
+                with trio.move_on_at(deadline):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                await self._cycle()
+                await self._housekeeping()
+        finally:
+            with trio.move_on_after(30) as scope:
+                scope.shield = True
+                for session in list(self._open.values()):
+                    if not session.closing:
+                        session.closing = True
+                        self._pending.append((session, _END, {"reason": "shutdown"}, _now()))
+                        self._enqueued += 1
+                await self._cycle()
+            for session in list(self._open.values()):
+                _close_fd(session)
+            self._open.clear()
+            self._running = False
+            self._stopped = True
+            self._signal_cycle()
+
+    def _signal_cycle(self) -> None:
+        done, self._cycle_done = self._cycle_done, trio.Event()
+        done.set()
+
+    async def _cycle(self) -> None:
+        """Encrypt, write and sync everything queued. Shielded: a batch once taken is written."""
+        with trio.CancelScope(shield=True):
+            batch = self._pending
+            if not batch:
+                self._signal_cycle()
+                return
+            self._pending = deque()
+            out: dict[_Session, list[bytes]] = {}
+            ending: list[_Session] = []
+            for n, (session, kind, payload, ts) in enumerate(batch, 1):
+                if kind == _END:
+                    ending.append(session)
+                if session.failed is not None:
+                    if kind == _RECORD:
+                        session.dropped += 1
+                    continue
+                try:
+                    chunk = self._encode(session, kind, payload, ts)
+                except Exception:  # a bug in us, not the disk: keep the log going
+                    logger.exception("session log: cannot encode a record of session %s", session.id)
+                    continue
+                out.setdefault(session, []).append(chunk)
+                if n % _SLICE == 0:
+                    await trio.lowlevel.checkpoint()
+            errors = await trio.to_thread.run_sync(_write_batch, out, self.dir) if out else {}
+            for session, exc in errors.items():
+                self._session_failed(session, exc)
+            for session in ending:
+                _close_fd(session)
+                session.encoder = None  # the data key leaves memory with the session
+                self._open.pop(session.id, None)
+            self._processed += len(batch)
+            self._flushes += 1
+            self._bytes_written += sum(len(c) for s, chunks in out.items() if s not in errors for c in chunks)
+            self._signal_cycle()
+
+    def _encode(self, session: _Session, kind: int, payload: Any, ts: float) -> bytes:
+        if kind == _HEADER:
+            session.encoder = SessionEncoder(session.sid, self._public_key, self._key_id)
+            header = dict(payload)
+            header.setdefault("proxy_version", __version__)
+            header.update(session=session.id, started=iso(session_started(session.sid)),
+                          key_id=self._key_id.hex(), format=1)
+            return session.encoder.start(header)
+        encoder = session.encoder
+        if encoder is None:
+            raise RuntimeError("record before header")
+        if kind == _RECORD:
+            if "result_rows" in payload:
+                payload = self._cap_results(session, payload)
+            return encoder.record(payload, ts)
+        fields: dict[str, Any] = {"reason": "closed"}
+        if isinstance(payload, dict):
+            fields.update({k: v for k, v in payload.items() if k == "reason"})
+            summary = {k: v for k, v in payload.items() if k != "reason"}
+            if summary:
+                fields["summary"] = summary
+        if self.max_result_bytes:
+            fields["result_bytes"] = session.result_used
+            fields["results_truncated"] = session.results_truncated
+        return encoder.end(fields, ts)
+
+    def _cap_results(self, session: _Session, entry: dict[str, Any]) -> dict[str, Any]:
+        entry = dict(entry)
+        rows = entry["result_rows"]
+        if not isinstance(rows, list):
+            rows = [rows]
+        kept: list[Any] = []
+        budget = session.result_budget
+        for row in rows:
+            size = len(dumps(row)) + 1
+            if size > budget:
+                break
+            kept.append(row)
+            budget -= size
+            session.result_used += size
+        session.result_budget = budget if len(kept) == len(rows) else 0
+        if len(kept) < len(rows):
+            session.results_truncated = True
+            entry["result_rows_omitted"] = len(rows) - len(kept)
+        if kept:
+            entry["result_rows"] = kept
+        else:
+            del entry["result_rows"]
+        return entry
+
+    # --- failure ---------------------------------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        if self.failed is None:
+            mode = ("FAIL-OPEN: sessions go on UNRECORDED where the log cannot be written"
+                    if self.fail_open else "fail-closed: new sessions are refused, running ones stopped")
+            logger.critical("session log cannot be written: %s (%s)", reason, mode)
+        self.failed = reason
+        self._next_probe = trio.current_time() + self.retry_interval
+
+    def _session_failed(self, session: _Session, exc: OSError) -> None:
+        reason = f"cannot write {session.path}: {_strerror(exc)}"
+        session.failed = reason
+        _close_fd(session)
+        self._fail(reason)
+        if self.fail_open:
+            logger.error("session %s is NOT being recorded from here on (fail_open): %s", session.id, reason)
+
+    async def _housekeeping(self, force: bool = False) -> None:
+        now = trio.current_time()
+        if force or now >= self._next_key_check:
+            self._next_key_check = now + self.key_check_interval
+            self._reload_key()
+        if self.failed is not None and (force or now >= self._next_probe):
+            self._next_probe = now + self.retry_interval
+            problem = await trio.to_thread.run_sync(_prepare_dir, self.dir)
+            if problem is None and self.failed is not None:
+                logger.warning("session log is writable again (%s); it failed with: %s", self.dir, self.failed)
+                self.failed = None
+        if (self.retention_max_age is not None or self.retention_max_bytes is not None) and (
+                force or now >= self._next_retention):
+            self._next_retention = now + self.retention_interval
+            keep = [s.path for s in self._open.values()]
+            await trio.to_thread.run_sync(lambda: apply_retention(
+                self.dir, max_age=self.retention_max_age, max_bytes=self.retention_max_bytes, keep=keep))
+
+    def _stat_key(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.public_key_path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _reload_key(self) -> None:
+        """Pick up a rotated public key: new sessions use it, without a restart."""
+        stat = self._stat_key()
+        if stat == self._key_stat or stat is None:
+            return
+        self._key_stat = stat
+        try:
+            key = load_public_key(self.public_key_path)
+        except KeyFileError as exc:
+            logger.error("session log keeps key id %s: %s", self._key_id.hex(), exc)
+            return
+        new_id = key_id_of(key)
+        if new_id != self._key_id:
+            logger.warning("session log now writes for key id %s (was %s)", new_id.hex(), self._key_id.hex())
+            self._public_key, self._key_id = key, new_id
+
+
+# --- file work, in worker threads ------------------------------------------------------------
+
+
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or str(exc) or errno.errorcode.get(exc.errno or 0, "error")
+
+
+def _prepare_dir(path: Path) -> str | None:
+    """Create the log dir if need be and prove it writable. -> None, or what is wrong."""
+    try:
+        if path.exists() and not path.is_dir():
+            return f"log dir {path} is not a directory"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = path / f".probe-{os.getpid()}-{os.urandom(4).hex()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            os.write(fd, b"\0")
+            _fdatasync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"log dir {path}: {_strerror(exc)}"
+    return None
+
+
+def _create(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "still being recorded": readers, retention
+        except OSError:
+            pass
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _write_batch(out: dict[_Session, list[bytes]], log_dir: Path) -> dict[_Session, OSError]:
+    errors: dict[_Session, OSError] = {}
+    created = False
+    for session, chunks in out.items():
+        try:
+            if session.fd is None:
+                session.fd = _create(session.path)
+                created = True
+            _write_all(session.fd, b"".join(chunks))
+            _fdatasync(session.fd)
+        except OSError as exc:
+            errors[session] = exc
+            _close_fd(session)
+    if created:
+        try:
+            dfd = os.open(log_dir, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+    return errors
+
+
+def _close_fd(session: _Session) -> None:
+    fd, session.fd = session.fd, None
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
