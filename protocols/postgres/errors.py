@@ -1,7 +1,8 @@
 """The codec's two errors, as in h11: the peer misbehaved, or the caller misused the API.
 
 Each carries the SQLSTATE that fits when the proxy reports it: 08P01 (protocol_violation) for
-bytes that break the protocol, 54000 (program_limit_exceeded) for a message past the size cap.
+bytes that break the protocol, including a message past the size cap (PostgreSQL reports its
+own "invalid message length" the same way), 0A000 and 28000 for refused startup packets.
 """
 
 

@@ -25,36 +25,56 @@ _unpack_length = UINT32.unpack_from
 
 
 class Framer:
-    __slots__ = ("max_message_size", "passthrough", "startup", "_buf", "_skip", "_eof")
+    __slots__ = ("max_message_size", "passthrough", "startup", "_buf", "_parts", "_have", "_need", "_skip")
 
     def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, *,
                  passthrough: frozenset[int] | set[int] = frozenset(), startup: bool = False):
         self.max_message_size = max_message_size
         self.passthrough = frozenset(passthrough)
         self.startup = startup
-        self._buf = b""
+        self._buf = b""      # the start of an incomplete message
+        self._parts: list[bytes] = []   # chunks of a long incomplete message, joined once whole
+        self._have = 0
+        self._need = 0       # bytes the incomplete message needs in all, once its header is in
         self._skip = 0       # bytes still to come of a raw message already begun
 
     @property
     def buffered(self) -> int:
         """Bytes held for an incomplete message."""
-        return len(self._buf)
+        return len(self._buf) + self._have
 
     @property
     def at_boundary(self) -> bool:
         """True when no partial message is pending: the stream ended cleanly if it ends here."""
-        return not self._buf and not self._skip
+        return not self._buf and not self._parts and not self._skip
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        if self._buf:
+        if self._parts:
+            # A long message arriving in pieces: keep the pieces, join them once, when whole
+            # (joining at every chunk would cost the square of the message's size).
+            self._parts.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            data = b"".join(self._parts)
+            self._parts, self._have, self._need = [], 0, 0
+        elif self._buf:
             data = self._buf + data
             self._buf = b""
         return self._frame(data)
 
     def drain(self) -> list[tuple[int, bytes]]:
         """Frame what is buffered (after the owner changed `startup` or `passthrough`)."""
-        data, self._buf = self._buf, b""
+        data = b"".join(self._parts) if self._parts else self._buf
+        self._buf, self._parts, self._have, self._need = b"", [], 0, 0
         return self._frame(data)
+
+    def _keep(self, rest: bytes, need: int) -> None:
+        """Hold an incomplete message; `need` is its whole size when its header is known."""
+        if need and need - len(rest) > 65536:
+            self._parts, self._have, self._need = [rest], len(rest), need
+        else:
+            self._buf = rest
 
     def _frame(self, data: bytes) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
@@ -76,7 +96,7 @@ class Framer:
                 self._buf = data[pos:]
                 return out
             (length,) = _unpack_length(data, pos)
-            if length < 8 or length > MAX_STARTUP_PACKET:
+            if length < 8 or length - 4 > MAX_STARTUP_PACKET:   # PostgreSQL's bounds, body only
                 raise RemoteProtocolError(f"invalid length of startup packet: {length}")
             end = pos + length
             if end > n:
@@ -87,6 +107,7 @@ class Framer:
             return out
         passthrough = self.passthrough
         limit = self.max_message_size
+        need = 0
         while n - pos >= 5:
             code = data[pos]
             (length,) = _unpack_length(data, pos + 1)
@@ -107,6 +128,7 @@ class Framer:
                 pos = end
                 continue
             if end > n:
+                need = end - pos
                 break
             if raw_start >= 0:
                 out.append((RAW, data[raw_start:pos]))
@@ -116,5 +138,5 @@ class Framer:
         if raw_start >= 0:
             out.append((RAW, data[raw_start:pos]))
         if pos < n:
-            self._buf = data[pos:]
+            self._keep(data[pos:], need)
         return out

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .errors import RemoteProtocolError
-from .wire import INT16, INT32, UINT32, Reader, cstring, frame, int16_list, values
+from .errors import ProtocolError, RemoteProtocolError
+from .wire import INT16, INT32, UINT32, Reader, count, cstring, frame, int16_list, values
 
 
 class Message:
@@ -84,7 +84,7 @@ class Parse(Message):
         return cls(statement, sql, types)
 
     def encode(self):
-        body = cstring(self.statement) + cstring(self.sql) + INT16.pack(len(self.param_types))
+        body = cstring(self.statement) + cstring(self.sql) + count(len(self.param_types))
         body += b"".join(UINT32.pack(t) for t in self.param_types)
         return frame(self.TYPE, body)
 
@@ -111,7 +111,7 @@ class Bind(Message):
 
     def encode(self):
         body = (cstring(self.portal) + cstring(self.statement) + int16_list(self.param_formats)
-                + INT16.pack(len(self.params)) + values(self.params) + int16_list(self.result_formats))
+                + count(len(self.params)) + values(self.params) + int16_list(self.result_formats))
         return frame(self.TYPE, body)
 
 
@@ -238,7 +238,7 @@ class FunctionCall(Message):
 
     def encode(self):
         body = (UINT32.pack(self.function_oid) + int16_list(self.arg_formats)
-                + INT16.pack(len(self.args)) + values(self.args) + INT16.pack(self.result_format))
+                + count(len(self.args)) + values(self.args) + INT16.pack(self.result_format))
         return frame(self.TYPE, body)
 
 
@@ -318,7 +318,7 @@ class Authentication(Message):
             raise RemoteProtocolError(f"Authentication({code}): unexpected body")
         if code == AUTH_MD5 and len(data) != 4:
             raise RemoteProtocolError("AuthenticationMD5Password: salt must be 4 bytes")
-        if code == AUTH_SASL and not data.endswith(b"\0"):
+        if code == AUTH_SASL and not (data == b"\0" or data.endswith(b"\0\0")):
             raise RemoteProtocolError("AuthenticationSASL: mechanism list not terminated")
         return cls(code, data)
 
@@ -327,7 +327,7 @@ class Authentication(Message):
 
     @property
     def mechanisms(self) -> list[str]:
-        return [m.decode() for m in self.data.split(b"\0") if m]
+        return [m.decode("utf-8", "surrogateescape") for m in self.data.split(b"\0") if m]
 
     @classmethod
     def sasl(cls, mechanisms: list[str]) -> "Authentication":
@@ -426,7 +426,7 @@ class RowDescription(Message):
         return cls(tuple(fields))
 
     def encode(self):
-        body = INT16.pack(len(self.fields)) + b"".join(
+        body = count(len(self.fields)) + b"".join(
             cstring(f.name) + _FIELD_TAIL.pack(f.table_oid, f.column, f.type_oid, f.type_size,
                                                f.type_modifier, f.format)
             for f in self.fields)
@@ -447,7 +447,7 @@ class DataRow(Message):
 
     @classmethod
     def from_values(cls, items) -> "DataRow":
-        return cls(INT16.pack(len(items)) + values(items))
+        return cls(count(len(items)) + values(items))
 
     @property
     def values(self) -> tuple[bytes | None, ...]:
@@ -463,7 +463,10 @@ class DataRow(Message):
         return isinstance(other, DataRow) and other.body == self.body
 
     def __repr__(self):
-        return f"DataRow({self.values!r})"
+        try:
+            return f"DataRow({self.values!r})"
+        except ProtocolError:
+            return f"DataRow(<malformed {len(self.body)} bytes>)"
 
 
 @dataclass(slots=True)
@@ -485,7 +488,7 @@ class CommandComplete(Message):
     def rows(self) -> int | None:
         """Row count of the tag ("SELECT 5", "INSERT 0 5", "COPY 5"), None when it has none."""
         last = self.tag.rpartition(" ")[2]
-        return int(last) if last.isdigit() else None
+        return int(last) if last.isascii() and last.isdigit() else None
 
 
 class EmptyQueryResponse(_Empty):
@@ -598,7 +601,7 @@ class ParameterDescription(Message):
         return cls(oids)
 
     def encode(self):
-        return frame(self.TYPE, INT16.pack(len(self.type_oids)) + b"".join(UINT32.pack(o) for o in self.type_oids))
+        return frame(self.TYPE, count(len(self.type_oids)) + b"".join(UINT32.pack(o) for o in self.type_oids))
 
 
 @dataclass(slots=True)

@@ -84,10 +84,9 @@ class Reader:
             return raw.decode("utf-8", "surrogateescape")
 
     def count(self, item_size: int) -> int:
-        """An int16 count of items at least `item_size` bytes each, checked against what is left."""
-        n = self.int16()
-        if n < 0:
-            raise RemoteProtocolError(f"{self.what}: negative count {n}")
+        """A count of items at least `item_size` bytes each, checked against what is left.
+        Counts are unsigned on the wire (PostgreSQL reads them with pq_getmsgint(msg, 2))."""
+        n = self.uint16()
         if n * item_size > len(self.data) - self.pos:
             raise RemoteProtocolError(f"{self.what}: count {n} exceeds message")
         return n
@@ -128,5 +127,11 @@ def values(items: list[bytes | None] | tuple[bytes | None, ...]) -> bytes:
     return b"".join(parts)
 
 
+def count(n: int) -> bytes:
+    if not 0 <= n <= 0xFFFF:
+        raise LocalProtocolError(f"{n} items do not fit a protocol count (at most 65535)")
+    return UINT16.pack(n)
+
+
 def int16_list(items) -> bytes:
-    return INT16.pack(len(items)) + b"".join(INT16.pack(i) for i in items)
+    return count(len(items)) + b"".join(INT16.pack(i) for i in items)
