@@ -1,0 +1,486 @@
+"""Rule files: loading and validating them into a RuleSet (see DESIGN.md, "Rule files").
+
+    mode = "enforce"            # or "audit": this file's block/approve rules only log (dry run)
+    on_parse_error = "block"    # or "allow": SQL the parser rejects goes on, logged as audit
+
+    [[rule]]
+    id = "no-drop"              # unique across every loaded file (rules and masks share ids)
+    action = "block"            # allow | audit | approve | block
+    message = "dropping objects needs a change request"
+    # SQL matchers; every matcher given must hold, a list matches when any element does:
+    statements = ["drop"]       # statement kinds (policy.facts.KINDS)
+    tables = ["public.users"]   # globs over every table the statement reads or writes
+    targets = ["audit_*"]       # globs over the tables it writes, drops, alters, grants on
+    functions = ["lo_*"]        # globs over the functions it calls
+    roles = ["public"]          # globs over roles it names (GRANT/REVOKE/CREATE/ALTER ROLE)
+    flags = ["set_role"]        # finer facts (policy.facts.FLAGS), e.g. copy_program,
+                                # superuser_role, security_definer, dynamic_sql, alter_system
+    without_where = true        # UPDATE/DELETE (and MERGE actions) with no WHERE or a
+                                # tautological one (`true`, `1=1`, `id = id`, `x OR true`, `$1`);
+                                # false: only those with a real WHERE
+    users = ["ci-*"]            # globs over the session user (case-sensitive)
+    # HTTP/LLM/MCP matchers (judged by the HTTP proxy on request content):
+    detectors = ["aws_access_key"]   # built-in or [[detector]] names
+    patterns = ["(?i)ignore previous instructions"]   # Python regexes
+    tools = ["run_shell"]       # MCP tool names (globs)
+    models = ["gpt-*"]          # LLM model names (globs, case-insensitive)
+    # volume limits (enforced by the relay while results flow; positive integers):
+    max_rows = 10000
+    max_bytes = 50_000_000
+    max_session_bytes = 500_000_000
+
+    [[mask]]                    # -> wireproxy.masking.spec.MaskSpec
+    id = "cards"
+    columns = ["card_number", "*.pan"]
+    detectors = ["credit_card"]
+    style = "partial"           # redact | partial | hash | null
+    users = []                  # empty: everyone;  exempt_users = ["auditor"]
+    strict = false              # block queries that use a masked column inside an expression
+    keep_last = 4               # partial style
+    binary = "null"             # masked column in binary format: "null" or "refuse"
+
+    [[tool]]                    # an MCP tool whose argument carries SQL
+    name = "query"
+    sql_argument = "sql"
+    dialect = "postgres"        # any sqlglot dialect
+
+    [[detector]]                # a custom content detector; its name becomes valid above
+    name = "order_ref"
+    pattern = "ORD-[0-9]{8}"
+
+Which rules judge SQL: every rule without `detectors`/`patterns` (those look at HTTP request
+content, not SQL) and without max_* keys (those are limits: they ride along on the Decision as
+`limits`, and their action applies when a limit is exceeded). A rule with `tools` or `models`
+holds only for SQL that arrives through that tool or model; a rule with `users` only when the
+user is known and matches. A rule with no matchers at all matches every statement.
+
+Names. Table and function globs are matched case-insensitively against the names in the facts
+(which PostgreSQL has already folded). A glob without a schema (`users`, `pg_read_file`)
+matches that name in any schema and unqualified. A glob with one (`public.users`,
+`pg_catalog.lo_export`) matches the qualified name, and an unqualified name when the glob's
+schema part matches a schema on the default search path: `pg_catalog`, `public`, `pg_temp` or
+the session user's own schema. (A client can change its search_path; the `search_path` flag
+lets a pack block or audit that when it relies on schema-qualified globs.) Role globs are
+case-insensitive; PUBLIC, however spelled, is the role `public`.
+
+Several files: their rules, masks, tools and detectors are merged in order; each rule keeps its
+own file's mode. `on_parse_error` is "allow" only if some file says "allow" and none says
+"block" (the default is block: fail closed). Parse errors are judged in audit mode only when
+every file is in audit mode. Every mistake is a ConfigError naming the file, the line and the
+key: unknown keys, wrong types, unknown kinds/flags/detectors/styles/dialects, bad regexes,
+duplicate ids — never ignored.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wireproxy.masking.spec import DETECTOR_NAMES, STYLES, CustomDetector, MaskSpec
+from wireproxy.policy.decision import Action
+from wireproxy.policy.facts import FLAGS, KINDS, StatementFacts
+from wireproxy.tomlfile import Checker, ConfigError, TomlFile
+
+__all__ = ["ConfigError", "Globs", "NameGlobs", "Rule", "RuleSet", "ToolSpec", "load_rules", "parse_rules"]
+
+ACTIONS = ("allow", "audit", "approve", "block")
+MODES = ("enforce", "audit")
+DEFAULT_SEARCH_PATH = ("pg_catalog", "public", "pg_temp")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+class Globs:
+    """Shell-style globs over plain names."""
+
+    __slots__ = ("globs", "_regex")
+
+    def __init__(self, globs, *, ignore_case: bool = False):
+        self.globs = tuple(globs)
+        flags = re.IGNORECASE if ignore_case else 0
+        self._regex = re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in self.globs) or "(?!)", flags)
+
+    def match(self, name: str) -> bool:
+        return self._regex.match(name) is not None
+
+    def any(self, names) -> bool:
+        m = self._regex.match
+        return any(m(n) is not None for n in names)
+
+    def __repr__(self) -> str:
+        return f"Globs({list(self.globs)!r})"
+
+
+def _split_name(text: str) -> list[str]:
+    """'"My.Schema".t' -> ['My.Schema', 't']: dots inside double quotes do not split."""
+    parts, buf, quoted = [], [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    parts.append("".join(buf))
+    return parts
+
+
+class NameGlobs:
+    """Globs over possibly schema-qualified names (tables, functions); see the module doc."""
+
+    __slots__ = ("globs", "_any_schema", "_qualified")
+
+    def __init__(self, globs):
+        self.globs = tuple(globs)
+        bare, qualified = [], []
+        for g in self.globs:
+            parts = _split_name(g)
+            if len(parts) == 1:
+                bare.append(parts[0])
+            else:
+                qualified.append((re.compile(fnmatch.translate(parts[-2]), re.I),
+                                  re.compile(fnmatch.translate(parts[-1]), re.I)))
+        self._any_schema = Globs(bare, ignore_case=True) if bare else None
+        self._qualified = tuple(qualified)
+
+    def match(self, name: str, search_path: tuple[str, ...] = DEFAULT_SEARCH_PATH) -> bool:
+        schema, dot, base = name.rpartition(".")
+        if self._any_schema is not None and self._any_schema.match(base):
+            return True
+        for schema_re, name_re in self._qualified:
+            if not name_re.match(base):
+                continue
+            if dot:
+                if schema_re.match(schema):
+                    return True
+            elif any(schema_re.match(s) for s in search_path):
+                return True
+        return False
+
+    def any(self, names, search_path: tuple[str, ...] = DEFAULT_SEARCH_PATH) -> bool:
+        return any(self.match(n, search_path) for n in names)
+
+    def __repr__(self) -> str:
+        return f"NameGlobs({list(self.globs)!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    id: str
+    action: Action
+    message: str = ""
+    mode: str = "enforce"
+    source: str = ""                       # "file:line"
+    statements: frozenset[str] = frozenset()
+    tables: NameGlobs | None = None
+    targets: NameGlobs | None = None
+    functions: NameGlobs | None = None
+    roles: Globs | None = None
+    flags: frozenset[str] = frozenset()
+    without_where: bool | None = None
+    users: Globs | None = None
+    detectors: tuple[str, ...] = ()
+    patterns: tuple[re.Pattern, ...] = ()
+    tools: Globs | None = None
+    models: Globs | None = None
+    max_rows: int | None = None
+    max_bytes: int | None = None
+    max_session_bytes: int | None = None
+
+    @property
+    def effective_action(self) -> Action:
+        """The action after the file's mode: an audit-mode file never blocks or holds."""
+        if self.mode == "audit" and self.action > Action.AUDIT:
+            return Action.AUDIT
+        return self.action
+
+    @property
+    def is_limit(self) -> bool:
+        return self.max_rows is not None or self.max_bytes is not None or self.max_session_bytes is not None
+
+    @property
+    def is_content(self) -> bool:
+        """Looks at HTTP request content (detectors, patterns), not at SQL."""
+        return bool(self.detectors or self.patterns)
+
+    @property
+    def has_sql_matchers(self) -> bool:
+        return bool(self.statements or self.tables or self.targets or self.functions or self.roles
+                    or self.flags or self.without_where is not None)
+
+    def matches_context(self, user: str | None, tool: str | None = None, model: str | None = None) -> bool:
+        if self.users is not None and (user is None or not self.users.match(user)):
+            return False
+        if self.tools is not None and (tool is None or not self.tools.match(tool)):
+            return False
+        if self.models is not None and (model is None or not self.models.match(model)):
+            return False
+        return True
+
+    def matches_statement(self, st: StatementFacts, search_path: tuple[str, ...] = DEFAULT_SEARCH_PATH) -> bool:
+        if self.statements and st.kind not in self.statements:
+            return False
+        if self.without_where is not None:
+            if st.kind not in ("update", "delete") or st.unbounded != self.without_where:
+                return False
+        if self.flags and not (self.flags & st.flags):
+            return False
+        if self.functions is not None and not self.functions.any(st.functions, search_path):
+            return False
+        if self.tables is not None and not self.tables.any(st.tables, search_path):
+            return False
+        if self.targets is not None and not self.targets.any(st.targets, search_path):
+            return False
+        if self.roles is not None and not self.roles.any(st.roles):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    sql_argument: str
+    dialect: str = "postgres"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...] = ()
+    masks: tuple[MaskSpec, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
+    detectors: tuple[CustomDetector, ...] = ()
+    on_parse_error: str = "block"          # "block" or "allow"
+    parse_error_mode: str = "enforce"      # "audit" only when every file is in audit mode
+    files: tuple[str, ...] = ()
+    _tools: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def tool(self, name: str) -> ToolSpec | None:
+        if not self._tools and self.tools:
+            self._tools.update((t.name, t) for t in self.tools)
+        return self._tools.get(name)
+
+    @property
+    def sql_rules(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if not r.is_content)
+
+
+# ----------------------------------------------------------------------------------------------
+
+def load_rules(paths) -> RuleSet:
+    """Load and merge rule files, in order. Raises ConfigError (file:line: problem)."""
+    files = [TomlFile.load(p) for p in paths]
+    return _build(files)
+
+
+def parse_rules(text: str, path: str | Path = "<rules>") -> RuleSet:
+    """One rule file from a string (tests, `check`)."""
+    return _build([TomlFile.parse(text, path)])
+
+
+def _build(files: list[TomlFile]) -> RuleSet:
+    # Custom detectors first: any file's rules may name any file's detectors.
+    detectors: list[CustomDetector] = []
+    detector_sources: dict[str, str] = {}
+    for f in files:
+        top = f.data.get("detector", [])
+        if not isinstance(top, list):
+            raise ConfigError(f.path, f.line_of("detector"), "detector must be an array of tables ([[detector]])")
+        for i, table in enumerate(top):
+            if not isinstance(table, dict):
+                raise ConfigError(f.path, f.line_of("detector"), "detector must be an array of tables ([[detector]])")
+            c = Checker(f, ("detector", i))
+            name = c.get("name", str, required=True)
+            pattern = c.get("pattern", str, required=True)
+            c.done()
+            if not _NAME.match(name):
+                raise c.error("name", f"{c.name('name')}: {name!r} is not a valid detector name")
+            if name in DETECTOR_NAMES:
+                raise c.error("name", f"{c.name('name')}: {name!r} is a built-in detector")
+            if name in detector_sources:
+                raise c.error("name", f"duplicate detector {name!r} (first defined at {detector_sources[name]})")
+            _compile(c, "pattern", pattern)
+            detector_sources[name] = _where(f, ("detector", i, "name"))
+            detectors.append(CustomDetector(name, pattern))
+    known_detectors = frozenset(DETECTOR_NAMES) | frozenset(detector_sources)
+
+    rules: list[Rule] = []
+    masks: list[MaskSpec] = []
+    tools: list[ToolSpec] = []
+    ids: dict[str, str] = {}
+    tool_names: dict[str, str] = {}
+    explicit_parse: set[str] = set()
+    modes: list[str] = []
+    for f in files:
+        top = Checker(f, ())
+        mode = top.choice("mode", MODES, "enforce")
+        modes.append(mode)
+        if "on_parse_error" in f.data:
+            explicit_parse.add(top.choice("on_parse_error", ("block", "allow")))
+        else:
+            top.get("on_parse_error", str)
+        for key in ("rule", "mask", "tool", "detector"):
+            value = top.get(key, list, [])
+            if not all(isinstance(t, dict) for t in value):
+                raise top.error(key, f"{key} must be an array of tables ([[{key}]])")
+        top.done()
+        for i in range(len(f.data.get("rule", []))):
+            rule = _rule(f, i, mode, known_detectors)
+            _claim(ids, rule.id, f, ("rule", i, "id"))
+            rules.append(rule)
+        for i in range(len(f.data.get("mask", []))):
+            mask = _mask(f, i, known_detectors)
+            _claim(ids, mask.id, f, ("mask", i, "id"))
+            masks.append(mask)
+        for i in range(len(f.data.get("tool", []))):
+            tool = _tool(f, i)
+            if tool.name in tool_names:
+                raise ConfigError(f.path, f.line_of("tool", i, "name"),
+                                  f"duplicate tool {tool.name!r} (first defined at {tool_names[tool.name]})")
+            tool_names[tool.name] = tool.source
+            tools.append(tool)
+    on_parse_error = "allow" if explicit_parse == {"allow"} else "block"
+    parse_mode = "audit" if modes and all(m == "audit" for m in modes) else "enforce"
+    return RuleSet(tuple(rules), tuple(masks), tuple(tools), tuple(detectors), on_parse_error,
+                   parse_mode, tuple(str(f.path) for f in files))
+
+
+def _where(f: TomlFile, keys: tuple) -> str:
+    line = f.line_of(*keys)
+    return f"{f.path}:{line}" if line else str(f.path)
+
+
+def _claim(ids: dict[str, str], ident: str, f: TomlFile, keys: tuple) -> None:
+    if ident in ids:
+        raise ConfigError(f.path, f.line_of(*keys), f"duplicate id {ident!r} (first defined at {ids[ident]})")
+    ids[ident] = _where(f, keys)
+
+
+def _compile(c: Checker, key: str, pattern: str) -> re.Pattern:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise c.error(key, f"{c.name(key)}: bad regular expression {pattern!r}: {exc}") from None
+
+
+def _strings(c: Checker, key: str) -> tuple[str, ...] | None:
+    """A list of non-empty strings, or None when the key is absent."""
+    if key not in c.table:
+        c.seen.add(key)
+        return None
+    values = c.get_list(key, str)
+    for v in values:
+        if not v.strip():
+            raise c.error(key, f"{c.name(key)} must not contain empty strings")
+    return tuple(values)
+
+
+def _positive(c: Checker, key: str) -> int | None:
+    value = c.get(key, int)
+    if value is not None and value <= 0:
+        raise c.error(key, f"{c.name(key)} must be a positive integer, not {value}")
+    return value
+
+
+def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str]) -> Rule:
+    c = Checker(f, ("rule", i))
+    ident = c.get("id", str, required=True)
+    if not ident.strip():
+        raise c.error("id", f"{c.name('id')} must not be empty")
+    action = Action.parse(c.choice("action", ACTIONS, required=True))
+    message = c.get("message", str, "")
+
+    statements = _strings(c, "statements")
+    if statements is not None:
+        for kind in statements:
+            if kind not in KINDS:
+                raise c.error("statements", f"{c.name('statements')}: unknown statement kind {kind!r} "
+                                            f"(known: {', '.join(KINDS)})")
+    flags = _strings(c, "flags")
+    if flags is not None:
+        for flag in flags:
+            if flag not in FLAGS:
+                raise c.error("flags", f"{c.name('flags')}: unknown flag {flag!r} (known: {', '.join(FLAGS)})")
+    without_where = c.get("without_where", bool)
+    if without_where is not None and statements is not None and not set(statements) & {"update", "delete"}:
+        raise c.error("without_where", f"{c.name('without_where')} applies to update and delete statements, "
+                                       f"but {c.name('statements')} names neither")
+    tables = _strings(c, "tables")
+    targets = _strings(c, "targets")
+    functions = _strings(c, "functions")
+    roles = _strings(c, "roles")
+    users = _strings(c, "users")
+    detectors = _strings(c, "detectors")
+    if detectors is not None:
+        for name in detectors:
+            if name not in known_detectors:
+                raise c.error("detectors", f"{c.name('detectors')}: unknown detector {name!r} "
+                                           f"(known: {', '.join(sorted(known_detectors))})")
+    patterns = _strings(c, "patterns")
+    compiled = tuple(_compile(c, "patterns", p) for p in patterns or ())
+    tools = _strings(c, "tools")
+    models = _strings(c, "models")
+    max_rows = _positive(c, "max_rows")
+    max_bytes = _positive(c, "max_bytes")
+    max_session_bytes = _positive(c, "max_session_bytes")
+    c.done()
+    return Rule(
+        id=ident, action=action, message=message, mode=mode, source=_where(f, ("rule", i, "id")),
+        statements=frozenset(statements or ()),
+        tables=NameGlobs(tables) if tables else None,
+        targets=NameGlobs(targets) if targets else None,
+        functions=NameGlobs(functions) if functions else None,
+        roles=Globs(roles, ignore_case=True) if roles else None,
+        flags=frozenset(flags or ()), without_where=without_where,
+        users=Globs(users) if users else None,
+        detectors=tuple(detectors or ()), patterns=compiled,
+        tools=Globs(tools) if tools else None,
+        models=Globs(models, ignore_case=True) if models else None,
+        max_rows=max_rows, max_bytes=max_bytes, max_session_bytes=max_session_bytes)
+
+
+def _mask(f: TomlFile, i: int, known_detectors: frozenset[str]) -> MaskSpec:
+    c = Checker(f, ("mask", i))
+    ident = c.get("id", str, required=True)
+    if not ident.strip():
+        raise c.error("id", f"{c.name('id')} must not be empty")
+    columns = _strings(c, "columns") or ()
+    detectors = _strings(c, "detectors") or ()
+    for name in detectors:
+        if name not in known_detectors:
+            raise c.error("detectors", f"{c.name('detectors')}: unknown detector {name!r} "
+                                       f"(known: {', '.join(sorted(known_detectors))})")
+    if not columns and not detectors:
+        raise c.error(None, f"{c.name('columns')} or {c.name('detectors')} is required: a mask must say what it masks")
+    style = c.choice("style", STYLES, "redact")
+    users = _strings(c, "users") or ()
+    exempt = _strings(c, "exempt_users") or ()
+    strict = c.get("strict", bool, False)
+    keep_last = c.get("keep_last", int, 4)
+    if keep_last < 0:
+        raise c.error("keep_last", f"{c.name('keep_last')} must not be negative")
+    binary = c.choice("binary", ("null", "refuse"), "null")
+    c.done()
+    return MaskSpec(id=ident, columns=columns, detectors=detectors, style=style, users=users,
+                    exempt_users=exempt, strict=strict, keep_last=keep_last, binary=binary,
+                    source=_where(f, ("mask", i, "id")))
+
+
+def _tool(f: TomlFile, i: int) -> ToolSpec:
+    from wireproxy.policy.sqlglotfacts import dialect_names
+
+    c = Checker(f, ("tool", i))
+    name = c.get("name", str, required=True)
+    sql_argument = c.get("sql_argument", str, required=True)
+    dialect = c.get("dialect", str, "postgres")
+    c.done()
+    if not name.strip():
+        raise c.error("name", f"{c.name('name')} must not be empty")
+    if not sql_argument.strip():
+        raise c.error("sql_argument", f"{c.name('sql_argument')} must not be empty")
+    if dialect.lower() not in dialect_names() | {"postgresql"}:
+        raise c.error("dialect", f"{c.name('dialect')}: unknown SQL dialect {dialect!r} "
+                                 f"(known: {', '.join(sorted(dialect_names()))})")
+    return ToolSpec(name, sql_argument, dialect.lower(), _where(f, ("tool", i, "name")))
