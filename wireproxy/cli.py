@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import check_cmd, sessions_cmd
 from .config import Config, ConfigError, load_config, parse_address
+from .sessionlog import SessionLogError
 
 
 class UsageError(Exception):
@@ -16,12 +18,13 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
+    handler = getattr(args, "run", None) or getattr(args, "func", None)
+    if handler is None:
         parser.print_help()
         return 2
     try:
-        return args.run(args) or 0
-    except (ConfigError, UsageError) as exc:
+        return handler(args) or 0
+    except (ConfigError, UsageError, SessionLogError) as exc:
         print(f"wireproxy: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -40,12 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_flags(demo)
     demo.set_defaults(run=run_demo)
 
-    for module, adder in (("check_cmd", "add_parser"), ("sessions_cmd", "add_parsers")):
-        try:
-            imported = __import__(f"wireproxy.{module}", fromlist=[adder])
-        except ImportError:
-            continue
-        getattr(imported, adder)(commands)
+    check_cmd.add_parser(commands)
+    sessions_cmd.add_parsers(commands)
     return parser
 
 

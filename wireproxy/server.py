@@ -8,7 +8,10 @@ cancelling them; asking twice cancels at once.
 from __future__ import annotations
 
 import functools
+import os
+import secrets
 import signal
+import traceback
 from collections import defaultdict
 
 import trio
@@ -17,14 +20,19 @@ from .config import Config, PostgresListener, TcpListener
 from .logs import log
 from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
+from .rulebook import RuleBooks
 from .tcp import handle_tcp
 
 
 class Server:
-    def __init__(self, config: Config, *, judge_factory_for=None):
+    def __init__(self, config: Config, *, rules_poll_interval: float = 1.0):
         self.config = config
+        self.session_log = open_session_log(config.log)
         self.cancels = CancelRegistry()
-        self.judge_factory_for = judge_factory_for or (lambda listener: None)
+        self.rulebooks = RuleBooks(mask_hash_key(config.log))
+        for listener in config.postgres:      # a broken rule file stops serve before it listens
+            self.rulebooks.for_files(listener.rules)
+        self.rules_poll_interval = rules_poll_interval
         self.active: dict[str, int] = defaultdict(int)
         self._stop = trio.Event()
         self._sessions_scope: trio.CancelScope | None = None
@@ -40,6 +48,13 @@ class Server:
         self._stop.set()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as services:          # outlives the sessions
+            if self.session_log is not None:
+                await services.start(self.session_log.run)
+            await self._serve(task_status)
+            services.cancel_scope.cancel()                    # the writer seals and flushes on cancel
+
+    async def _serve(self, task_status) -> None:
         async with trio.open_nursery() as sessions:
             self._sessions_scope = sessions.cancel_scope
             async with trio.open_nursery() as listeners:
@@ -47,6 +62,7 @@ class Server:
                     await self._listen(listeners, sessions, "postgres", listener, self._postgres_handler(listener))
                 for listener in self.config.tcp:
                     await self._listen(listeners, sessions, "tcp", listener, self._tcp_handler(listener))
+                listeners.start_soon(self._watch_rules)
                 log("ready", listeners=sum(len(v) for v in self.bound.values()))
                 task_status.started(self.bound)
                 await self._stop.wait()
@@ -55,6 +71,20 @@ class Server:
             log("shutdown.draining", sessions=open_sessions, grace_s=self.config.shutdown_grace)
             sessions.cancel_scope.deadline = trio.current_time() + self.config.shutdown_grace
         log("shutdown.done")
+
+    async def _watch_rules(self) -> None:
+        """A changed rule file is reloaded within a poll interval; SIGHUP reloads at once."""
+        while True:
+            await trio.sleep(self.rules_poll_interval)
+            self.rulebooks.reload_changed()
+
+    def judge_factory_for(self, listener: PostgresListener):
+        book = self.rulebooks.for_files(listener.rules)
+        if book is None:
+            log("rules.none", level="warning", listener=str(listener.listen),
+                note="no rule files: statements on this listener are not judged")
+            return None
+        return book.session_judge
 
     async def _listen(self, nursery, sessions, kind: str, listener, handler) -> None:
         address = listener.listen
@@ -71,11 +101,14 @@ class Server:
     def _postgres_handler(self, listener: PostgresListener):
         key = f"postgres:{listener.listen}"
         judge_factory = self.judge_factory_for(listener)
+        book = self.rulebooks.for_files(listener.rules)
+        mask_factory = book.session_masker if book is not None else None
 
         async def handler(stream: trio.SocketStream) -> None:
             self.active[key] += 1
             try:
-                session = PgSession(stream, listener, self.cancels, judge_factory)
+                session = PgSession(stream, listener, self.cancels, judge_factory, self.session_log,
+                                    mask_factory)
                 if self.active[key] > listener.max_connections:
                     session.relay.refuse("53300", "sorry, too many clients already (wireproxy limit)",
                                          "too many connections")
@@ -84,7 +117,7 @@ class Server:
                     return
                 await session.run()
             except Exception as exc:      # one session's bug must not take the server down
-                log("session.crashed", level="error", error=f"{type(exc).__name__}: {exc}")
+                _crashed(exc)
             finally:
                 self.active[key] -= 1
         return handler
@@ -101,26 +134,68 @@ class Server:
                     return
                 await handle_tcp(stream, listener)
             except Exception as exc:
-                log("session.crashed", level="error", error=f"{type(exc).__name__}: {exc}")
+                _crashed(exc)
             finally:
                 self.active[key] -= 1
         return handler
+
+
+def mask_hash_key(settings) -> bytes:
+    """Key of the masking hash style: a secret file beside the log key (created 0600), so a
+    masked value hashes the same across restarts; without one, a key for this process only."""
+    if settings.key_file is None and settings.dir is None:
+        log("mask.hash_key", level="warning", note="no key file configured: hash-masked values "
+            "change when wireproxy restarts")
+        return secrets.token_bytes(32)
+    key_file = settings.key_file or settings.dir.parent / "wireproxy.key"
+    path = key_file.with_name(key_file.name + ".mask")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        return key
+
+
+def open_session_log(settings):
+    """The session log the config asks for (None when no log dir), keys created on first run."""
+    if settings.dir is None:
+        return None
+    from .sessionlog import SessionLog, ensure_keys, first_run_notice
+    key_file = settings.key_file or settings.dir.parent / "wireproxy.key"
+    public, created = ensure_keys(key_file)
+    if created:
+        log("keys.created", level="warning", public_key=str(public), private_key=str(key_file),
+            note=first_run_notice(key_file))
+    retention_age = settings.retention_days * 86400 if settings.retention_days else None
+    return SessionLog(settings.dir, key_file, fail_open=settings.fail_open,
+                      max_result_bytes=settings.max_result_bytes,
+                      retention_max_age=retention_age, retention_max_bytes=settings.retention_max_bytes)
+
+
+def _crashed(exc: BaseException) -> None:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    log("session.crashed", level="error", error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc))[-4000:])
 
 
 class ListenError(Exception):
     pass
 
 
-async def serve(config: Config, *, server: Server | None = None, on_reload=None) -> None:
-    """Run until SIGTERM/SIGINT (twice: at once); SIGHUP calls `on_reload`."""
+async def serve(config: Config, *, server: Server | None = None) -> None:
+    """Run until SIGTERM/SIGINT (twice: at once); SIGHUP reloads the rules."""
     server = server or Server(config)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             async def watch_signals():
                 async for signum in signals:
                     if signum == signal.SIGHUP:
-                        if on_reload is not None:
-                            on_reload()
+                        server.rulebooks.reload_all("SIGHUP")
                     else:
                         server.request_shutdown()
 

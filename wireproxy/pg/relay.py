@@ -22,10 +22,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from protocols.postgres import (RAW, STARTUP, CancelRequest, ErrorResponse, Framer, GSSENCRequest,
-                                Parse, ProtocolError, Query, SSLRequest, StartupMessage,
-                                decode_startup)
+from protocols.postgres import (RAW, Bind, CancelRequest, DataRow, ErrorResponse, Framer,
+                                FunctionCall, GSSENCRequest, NoticeResponse, NotificationResponse,
+                                Parse, ProtocolError, Query, RemoteProtocolError, RowDescription,
+                                SSLRequest, StartupMessage, decode_startup)
+from protocols.postgres.wire import frame
 from protocols.postgres.framing import DEFAULT_MAX_MESSAGE_SIZE
+
+from ..masking import Column
+from ..policy import Action, Decision
+from ..policy.decision import ALLOW
 
 # Type codes as ints, the way the framer reports them.
 _Q, _P, _B, _D, _E, _S, _H, _C, _F, _X = (ord(c) for c in "QPBDESHCFX")
@@ -36,6 +42,7 @@ _ROWDESC, _NODATA, _PARAMDESC = ord("T"), ord("n"), ord("t")
 _KEYDATA, _AUTH = ord("K"), ord("R")
 
 SERVER_MAX_MESSAGE_SIZE = 1 << 30 | 1 << 20   # a value may be 1 GB; allow its framing too
+_SERVER_PASSTHROUGH = frozenset({_ROW, _COPY_DATA})
 
 
 class Phase(enum.Enum):
@@ -55,21 +62,92 @@ class Wait(enum.IntEnum):
     DESCRIBE = 5     # RowDescription | NoData
     EXECUTE = 6      # CommandComplete | EmptyQueryResponse | PortalSuspended
     CLOSE = 7        # CloseComplete
+    LOOKUP = 8       # our own catalog query (a FunctionCall's OID): answered to us, not the client
 
 
-_ENDS_AT_READY = (Wait.QUERY, Wait.FUNCTION, Wait.SYNC)
+_ENDS_AT_READY = (Wait.QUERY, Wait.FUNCTION, Wait.SYNC, Wait.LOOKUP)
+_UNRESOLVED = object()
+
+# Columns of user tables whose names a table-qualified mask rule could mean: (table OID, attnum)
+# -> schema.table and the column's own name. One read-only query per session, answered to us.
+_CATALOG_SQL = ("SELECT c.oid, a.attnum, n.nspname || '.' || c.relname, a.attname "
+                "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','v','m','p','f') "
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND a.attname ~* {pattern}")
+
+# The name of a function by OID, schema-qualified, as the policy wants it.
+_FUNCTION_NAME_SQL = ("SELECT n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p "
+                      "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = {oid}")
 
 
 class Judge(Protocol):
-    """The per-session face of the policy engine (wireproxy.policy)."""
+    """The per-session face of the policy engine (wireproxy.policy.SessionJudge)."""
+    version: int                                  # changes when the rules are reloaded
     def query(self, sql: str) -> Any: ...
-    def parse(self, sql: str) -> Any: ...
+    def parse(self, sql: str, name: str = "") -> Any: ...
+    def close(self, name: str) -> None: ...
+    def function(self, name: str | None) -> Any: ...
 
 
 @dataclass(slots=True)
 class Pending:
     wait: Wait
     blocked: Any = None          # the Decision that replaced this message, if any
+    record: dict | None = None   # the statement record this answer completes (when recording)
+    name: str | None = None      # masking: the portal (Execute, Describe P) or statement (Describe S)
+    plan: Any = None             # masking: the row plan of an Execute, once resolved
+    kind: str = ""               # Describe: "S" or "P"; LOOKUP: "function" or "catalog"
+
+
+SESSION_LOG_RULE = "session-log"
+
+
+def _cstring_at(message: bytes, start: int) -> tuple[str, int]:
+    """The NUL-terminated name at `start` and the offset after it; the codec's error if none."""
+    end = message.find(b"\0", start)
+    if end < 0:
+        raise RemoteProtocolError(f"message {chr(message[0])!r}: name without terminator")
+    return message[start:end].decode("utf-8", "surrogateescape"), end + 1
+
+
+def _catalog_pattern(specs) -> str | None:
+    """A PostgreSQL regex literal for the column parts of table-qualified mask globs."""
+    parts = []
+    for spec in specs:
+        for glob in spec.columns:
+            if "." in glob:
+                parts.append(_glob_to_regex(glob.rsplit(".", 1)[1]))
+    if not parts:
+        return None
+    regex = "^(" + "|".join(sorted(set(parts))) + ")$"
+    return "'" + regex.replace("'", "''") + "'"
+
+
+def _glob_to_regex(glob: str) -> str:
+    out = []
+    for ch in glob:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch in "[]":
+            out.append(ch)
+        elif ch.isalnum() or ch == "_":
+            out.append(ch)
+        else:
+            out.append("\\" + ch)
+    return "".join(out)
+
+
+def _well_formed(code: int, message: bytes) -> bool:
+    """Cheap shape checks for the messages forwarded without decoding (Describe, Close,
+    Execute; Bind is checked where it is read), so the server never sees what we would refuse."""
+    if code == _E:
+        return message.find(b"\0", 5) == len(message) - 5
+    if code == _B:
+        return True
+    return message[5:6] in (b"S", b"P") and message.find(b"\0", 6) == len(message) - 1
 
 
 def _unparseable(rule_id: str) -> str:
@@ -80,11 +158,12 @@ def _unparseable(rule_id: str) -> str:
 
 class PgRelay:
     def __init__(self, *, upstream: str, judge_factory=None,
-                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, clock=time.monotonic):
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, clock=time.monotonic,
+                 recording: bool = False, gate=None, mask_param=None, mask_factory=None):
         self.upstream = upstream
         self.phase = Phase.STARTUP
         self.client = Framer(max_message_size, passthrough={_COPY_DATA}, startup=True)
-        self.server = Framer(SERVER_MAX_MESSAGE_SIZE, passthrough={_ROW, _COPY_DATA})
+        self.server = Framer(SERVER_MAX_MESSAGE_SIZE, passthrough=_SERVER_PASSTHROUGH)
         self.to_client: list[bytes] = []
         self.to_server: list[bytes] = []
         self.events: list[dict] = []
@@ -95,9 +174,31 @@ class PgRelay:
         self.transaction_status = "I"
         self.pending: deque[Pending] = deque()
         self.discarding = False        # the server is skipping to Sync after an error
+        self.server_said_fatal = False # the server ended the session with its own FATAL
         self.judge_factory = judge_factory
         self.judge: Judge | None = None
+        self.statements: dict[str, tuple[str, int]] = {}   # prepared name -> (sql, rules version)
+        self.function_names: dict[int, str | None] = {}    # FunctionCall OIDs resolved so far
+        self.held: list[tuple[int, bytes]] | None = None   # client input waiting on a held message
+        self._lookup: tuple[FunctionCall, bytes] | None = None
+        self._lookup_name: str | None = None
         self.clock = clock
+        # Recording: statement records come out as events {"event": "statement", ...}.
+        self.recording = recording
+        self.gate = gate                  # () -> reason | None: refuse statements (fail-closed log)
+        self.mask_param = mask_param      # str -> str for bound parameters in records
+        self.portals: dict[str, tuple[str, Any, bytes]] = {}   # portal -> (sql, decision, Bind)
+        self._inspect = judge_factory is not None or recording or gate is not None
+        # Masking: with a masker in force every DataRow, CopyData and message is looked at.
+        self.mask_factory = mask_factory
+        self.masker = None
+        self._server_passthrough = _SERVER_PASSTHROUGH
+        self.query_plan = None                                  # simple protocol: the current result's
+        self.portal_plans: dict[str, Any] = {}                  # extended: Describe P answered
+        self.statement_fields: dict[str, tuple] = {}            # extended: Describe S answered
+        self.portal_statements: dict[str, tuple[str, tuple[int, ...]]] = {}  # Bind: statement, formats
+        self.columns: dict[tuple[int, int], tuple[str, str]] = {}   # (table oid, attnum) -> table, column
+        self._lookup_rows: list[tuple] = []
 
     # ------------------------------------------------------------------ what the pumps call --
 
@@ -137,7 +238,10 @@ class PgRelay:
         """The upstream went away. Tell the client, unless it is mid-message (then just close)."""
         if self.phase is Phase.CLOSED:
             return
-        if self.server.at_boundary:
+        if self.server_said_fatal:      # the client has its reason already; don't add a second
+            self.close_reason = "upstream closed after FATAL"
+            self.phase = Phase.CLOSED
+        elif self.server.at_boundary:
             self._fatal("08006", f"connection to upstream {self.upstream} lost", "upstream lost")
         else:
             self.close_reason = "upstream lost mid-message"
@@ -173,6 +277,12 @@ class PgRelay:
                 self.to_server.append(packet)
                 if self.judge_factory is not None:
                     self.judge = self.judge_factory(message.user)
+                if self.mask_factory is not None:
+                    self.masker = self.mask_factory(message.user)
+                    if self.masker is not None:
+                        self._server_passthrough = frozenset()
+                        self.server.passthrough = frozenset()
+                        self._inspect = True
                 self.events.append({"event": "startup", "user": message.user,
                                     "database": message.database,
                                     "application_name": message.parameters.get("application_name", "")})
@@ -186,32 +296,55 @@ class PgRelay:
     def _from_client(self, items: list[tuple[int, bytes]]) -> None:
         out = self.to_server
         pending = self.pending
-        for code, message in items:
+        for index, (code, message) in enumerate(items):
+            if self.held is not None:                # a message ahead of these waits on the server
+                self.held.extend(items[index:])
+                return
             if code == RAW:                          # CopyData, streamed
                 out.append(message)
                 continue
             if code == _Q:
                 entry = Pending(Wait.QUERY)
-                out.append(self._judged_query(message, entry))
+                out.append(self._on_query(message, entry))
                 if not self.discarding:
                     pending.append(entry)
             elif code == _P:
                 entry = Pending(Wait.PARSE)
-                out.append(self._judged_parse(message, entry))
+                out.append(self._on_parse(message, entry))
                 if not self.discarding:
                     pending.append(entry)
             elif code == _S:
                 self.discarding = False
                 pending.append(Pending(Wait.SYNC))
                 out.append(message)
+            elif code == _B and self._inspect:
+                entry = Pending(Wait.BIND)
+                out.append(self._on_bind(message, entry))
+                if not self.discarding:
+                    pending.append(entry)
+            elif (code == _E and (self.recording or self.masker is not None)) or (
+                    code == _D and self.masker is not None):
+                if not _well_formed(code, message):
+                    raise RemoteProtocolError(f"malformed message {chr(code)!r}")
+                if not self.discarding:
+                    if code == _E:
+                        entry = Pending(Wait.EXECUTE, name=_cstring_at(message, 5)[0], plan=_UNRESOLVED)
+                        if self.recording:
+                            entry.record = self._execute_record(message)
+                    else:
+                        entry = Pending(Wait.DESCRIBE, kind=chr(message[5]), name=_cstring_at(message, 6)[0])
+                    pending.append(entry)
+                out.append(message)
             elif code in _EXTENDED:
+                if not _well_formed(code, message):
+                    raise RemoteProtocolError(f"malformed message {chr(code)!r}")
+                if code == _C and self._inspect and message[5:6] == b"S":
+                    self._forget_statement(message)
                 if not self.discarding:
                     pending.append(Pending(_EXTENDED[code]))
                 out.append(message)
             elif code == _F:
-                if not self.discarding:
-                    pending.append(Pending(Wait.FUNCTION))
-                out.append(message)
+                self._function_call(message)
             elif code in _PLAIN:                      # Flush, CopyDone, CopyFail, password
                 out.append(message)
             elif code == _X:
@@ -222,21 +355,183 @@ class PgRelay:
             else:
                 raise ProtocolError(f"invalid frontend message type {chr(code)!r}")
 
-    def _judged_query(self, message: bytes, entry: Pending) -> bytes:
-        if self.judge is None:
+    def _decide(self, judging) -> Decision:
+        """The decision for a statement: the session log's state first (fail closed), then the
+        rules; no rules means allow."""
+        if self.gate is not None:
+            failure = self.gate()
+            if failure:
+                return Decision(Action.BLOCK, SESSION_LOG_RULE, f"the session log cannot be written ({failure})",
+                                (SESSION_LOG_RULE,))
+        return ALLOW if self.judge is None else judging()
+
+    @property
+    def _version(self) -> int:
+        return self.judge.version if self.judge is not None else 0
+
+    def _on_query(self, message: bytes, entry: Pending) -> bytes:
+        if not self._inspect:
             return message
-        query = Query.decode(message[5:])
-        decision = self.judge.query(query.sql)
-        return self._enforce(decision, entry, query.sql, "simple", message,
+        sql = Query.decode(message[5:]).sql
+        decision = self._decide(lambda: self.judge.query(sql))
+        if self.recording:
+            entry.record = self._new_record(sql, "simple", decision)
+        return self._enforce(decision, entry, sql, "simple", message,
                              lambda: Query(_unparseable(decision.rule_id)).encode())
 
-    def _judged_parse(self, message: bytes, entry: Pending) -> bytes:
-        if self.judge is None:
+    def _on_parse(self, message: bytes, entry: Pending) -> bytes:
+        if not self._inspect:
             return message
         parse = Parse.decode(message[5:])
-        decision = self.judge.parse(parse.sql)
+        decision = self._decide(lambda: self.judge.parse(parse.sql, parse.statement))
+        self.statements[parse.statement] = (parse.sql, self._version, decision)
+        if self.recording and not decision.allowed:
+            entry.record = self._new_record(parse.sql, "extended", decision)
         return self._enforce(decision, entry, parse.sql, "extended", message,
                              lambda: Parse(parse.statement, _unparseable(decision.rule_id)).encode())
+
+    def _on_bind(self, message: bytes, entry: Pending) -> bytes:
+        """Remember what a portal runs (for its record); a statement parsed under older rules
+        is judged again under the new ones."""
+        portal, end = _cstring_at(message, 5)
+        name, _ = _cstring_at(message, end)
+        if self.masker is not None:
+            self.portal_plans.pop(portal, None)
+            self.portal_statements[portal] = (name, Bind.decode(message[5:]).result_formats)
+        known = self.statements.get(name)
+        if known is None:
+            return message
+        sql, version, decision = known
+        if self.recording:
+            self.portals[portal] = (sql, decision, message)
+        if self.judge is None or version == self.judge.version:
+            return message
+        decision = self._decide(lambda: self.judge.parse(sql, name))
+        self.statements[name] = (sql, self.judge.version, decision)
+        if self.recording:
+            self.portals[portal] = (sql, decision, message)
+            if not decision.allowed:
+                entry.record = self._new_record(sql, "extended", decision)
+
+        def substitute() -> bytes:
+            bind = Bind.decode(message[5:])
+            # A statement name that cannot exist: the server fails the Bind (26000), we say why.
+            return Bind(bind.portal, "wireproxy blocked " + name, bind.param_formats, bind.params,
+                        bind.result_formats).encode()
+        return self._enforce(decision, entry, sql, "extended", message, substitute)
+
+    def _forget_statement(self, message: bytes) -> None:
+        name, _ = _cstring_at(message, 6)
+        self.statements.pop(name, None)
+        if self.judge is not None:
+            self.judge.close(name)
+
+    # --------------------------------------------------------------------------- recording --
+
+    def _new_record(self, sql: str, protocol: str, decision, params=None) -> dict:
+        record = {"sql": sql, "protocol": protocol, "decision": decision.action.name.lower(),
+                  "t0": self.clock()}
+        if decision.matched:
+            record["rules"] = list(decision.matched)
+        if params is not None:
+            record["params"] = params
+        return record
+
+    def _execute_record(self, message: bytes) -> dict | None:
+        portal, _ = _cstring_at(message, 5)
+        known = self.portals.get(portal)
+        if known is None:
+            return None
+        sql, decision, bind_message = known
+        return self._new_record(sql, "extended", decision, self._params(bind_message))
+
+    def _params(self, bind_message: bytes) -> list:
+        bind = Bind.decode(bind_message[5:])
+        formats = bind.param_formats
+        shown = []
+        for i, value in enumerate(bind.params):
+            fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
+            if value is None:
+                shown.append(None)
+            elif fmt == 1:
+                shown.append(f"<binary {len(value)} bytes>")
+            else:
+                text = value.decode("utf-8", "replace")
+                shown.append(self.mask_param(text) if self.mask_param else text)
+        return shown
+
+    def _finish(self, record: dict) -> None:
+        record["duration_ms"] = round((self.clock() - record.pop("t0")) * 1000, 3)
+        record["event"] = "statement"
+        self.events.append(record)
+
+    def _note_completion(self, record: dict, message: bytes) -> None:
+        if message[0] != _COMPLETE:
+            return
+        tag = message[5:-1].decode("utf-8", "replace")
+        record.setdefault("tags", []).append(tag)
+        command, _, count = tag.rpartition(" ")
+        if command.split(" ", 1)[0] in _ROW_COMMANDS and count.isascii() and count.isdigit():
+            record["rows"] = record.get("rows", 0) + int(count)
+
+    def _note_error(self, record: dict, message: bytes) -> None:
+        try:
+            error = ErrorResponse.decode(message[5:])
+        except ProtocolError:
+            return
+        record["error"] = {"code": error.sqlstate, "message": error.message}
+
+    def _function_call(self, message: bytes) -> None:
+        """A FunctionCall names its function by OID: resolve it once, in band, then judge it."""
+        if self.judge is None:
+            if not self.discarding:
+                self.pending.append(Pending(Wait.FUNCTION))
+            self.to_server.append(message)
+            return
+        call = FunctionCall.decode(message[5:])
+        if call.function_oid in self.function_names or self.transaction_status == "E":
+            self._judged_function_call(call, message, self.function_names.get(call.function_oid))
+            return
+        self._lookup = (call, message)
+        self._ask_server("function", _FUNCTION_NAME_SQL.format(oid=call.function_oid))
+
+    def _ask_server(self, kind: str, sql: str) -> None:
+        """Send our own read-only query; its answer comes to us, and the client's input waits."""
+        if self.held is None:
+            self.held = []
+        self._lookup_rows = []
+        self.server.passthrough = frozenset()                    # we need to read its DataRows
+        self.pending.append(Pending(Wait.LOOKUP, kind=kind))
+        self.to_server.append(Query(sql).encode())
+
+    def _judged_function_call(self, call: FunctionCall, message: bytes, name: str | None) -> None:
+        entry = Pending(Wait.FUNCTION)
+        decision = self.judge.function(name)
+        label = f"<function call {name or 'oid ' + str(call.function_oid)}>"
+        forwarded = self._enforce(decision, entry, label, "fastpath", message,
+                                  lambda: FunctionCall(0).encode())   # OID 0 never exists
+        if not self.discarding:
+            self.pending.append(entry)
+        self.to_server.append(forwarded)
+
+    def _lookup_answered(self, kind: str) -> None:
+        rows, self._lookup_rows = self._lookup_rows, []
+        self.server.passthrough = self._server_passthrough
+        if kind == "function":
+            call, message = self._lookup
+            self._lookup = None
+            name = rows[0][0] if rows and len(rows[0]) == 1 and rows[0][0] is not None else None
+            name = name.decode("utf-8", "surrogateescape") if name is not None else None
+            self.function_names[call.function_oid] = name
+            self._judged_function_call(call, message, name)
+        else:
+            for row in rows:
+                if len(row) == 4 and None not in row:
+                    oid, attnum, table, column = (v.decode("utf-8", "surrogateescape") for v in row)
+                    self.columns[(int(oid), int(attnum))] = (table, column)
+        held, self.held = self.held, None
+        if held:
+            self._from_client(held)
 
     def _enforce(self, decision, entry: Pending, sql: str, path: str, original: bytes, substitute) -> bytes:
         action = int(decision.action)
@@ -256,22 +551,47 @@ class PgRelay:
         out = self.to_client
         pending = self.pending
         for code, message in items:
+            if pending and pending[0].wait is Wait.LOOKUP:
+                self._lookup_reply(code, message)
+                continue
             if code == RAW:
                 out.append(message)
+            elif code == _ROW:
+                out.append(self._masked_row(message))
             elif code == _READY:
+                if len(message) != 6 or message[5] not in b"ITE":
+                    raise RemoteProtocolError(f"ReadyForQuery: bad body {message[5:]!r}")
                 self.transaction_status = chr(message[5])
                 while pending:
-                    if pending.popleft().wait in _ENDS_AT_READY:
+                    done = pending.popleft()
+                    if done.record is not None:
+                        self._finish(done.record)
+                    if done.wait in _ENDS_AT_READY:
                         break
+                self.query_plan = None
+                out.append(message)
                 if self.phase is Phase.AUTH:
                     self.phase = Phase.READY
                     self.events.append({"event": "ready", "backend_pid": self.backend_key[0] if self.backend_key else None})
-                out.append(message)
+                    self._resolve_masked_tables()
             elif code == _ERROR:
                 out.append(self._server_error(message))
-            elif code in _POPS:
-                if pending and pending[0].wait in _POPS[code]:
+            elif code == _ROWDESC and self.masker is not None:
+                self._row_description(message)
+                if pending and pending[0].wait is Wait.DESCRIBE:
                     pending.popleft()
+                out.append(message)
+            elif code in _MASKED_MESSAGES and self.masker is not None:
+                out.append(self._masked_message(code, message))
+            elif code in _POPS:
+                if pending:
+                    head = pending[0]
+                    if head.record is not None:
+                        self._note_completion(head.record, message)
+                    if head.wait in _POPS[code]:
+                        pending.popleft()
+                        if head.record is not None:
+                            self._finish(head.record)
                 out.append(message)
             elif code == _KEYDATA:
                 body = message[5:]
@@ -280,24 +600,119 @@ class PgRelay:
             else:
                 out.append(message)
 
+    def _lookup_reply(self, code: int, message: bytes) -> None:
+        """The answer to our own catalog query: read, never forwarded."""
+        if code == _ROW:
+            self._lookup_rows.append(DataRow(message[5:]).values)
+        elif code == _READY:
+            self._lookup_answered(self.pending.popleft().kind)
+        elif code not in (_ROWDESC, _COMPLETE, _ERROR, ord("N")):
+            self.to_client.append(message)       # asynchronous messages (notifications) belong to the client
+
+    # ---------------------------------------------------------------------------- masking --
+
+    def _resolve_masked_tables(self) -> None:
+        """Rules like `users.email` need RowDescription's table OIDs as names: ask once."""
+        pattern = self.masker is not None and _catalog_pattern(self.masker.specs)
+        if pattern:
+            self._ask_server("catalog", _CATALOG_SQL.format(pattern=pattern))
+
+    def _columns(self, fields) -> tuple[Column, ...]:
+        known = self.columns
+        out = []
+        for f in fields:
+            table, attname = known.get((f.table_oid, f.column), (None, None))
+            out.append(Column(f.name, table, f.type_oid, f.format, attname))
+        return tuple(out)
+
+    def _row_description(self, message: bytes) -> None:
+        fields = RowDescription.decode(message[5:]).fields
+        head = self.pending[0] if self.pending else None
+        if head is not None and head.wait is Wait.DESCRIBE:
+            if head.kind == "P":
+                self.portal_plans[head.name] = self.masker.plan(self._columns(fields))
+            else:
+                self.statement_fields[head.name] = fields
+        else:
+            self.query_plan = self.masker.plan(self._columns(fields))
+
+    def _portal_plan(self, portal: str):
+        if portal in self.portal_plans:
+            return self.portal_plans[portal]
+        statement, formats = self.portal_statements.get(portal, (None, ()))
+        fields = self.statement_fields.get(statement)
+        if fields is None:
+            return None
+        n = len(fields)
+        formats = formats if len(formats) == n else (formats * n if len(formats) == 1 else (0,) * n)
+        plan = self.masker.plan(self._columns(f.__class__(f.name, f.table_oid, f.column, f.type_oid,
+                                                          f.type_size, f.type_modifier, fmt)
+                                              for f, fmt in zip(fields, formats)))
+        self.portal_plans[portal] = plan
+        return plan
+
+    def _masked_row(self, message: bytes) -> bytes:
+        if self.masker is None:
+            return message
+        head = self.pending[0] if self.pending else None
+        if head is not None and head.wait is Wait.EXECUTE:
+            if head.plan is _UNRESOLVED:
+                head.plan = self._portal_plan(head.name)
+            plan = head.plan
+        else:
+            plan = self.query_plan
+        if plan is None:
+            return message
+        try:
+            body = plan.rewrite(message[5:])
+        except ValueError as exc:          # a lying DataRow from the server
+            raise RemoteProtocolError(f"DataRow: {exc}") from None
+        return message if body is message[5:] else frame(b"D", body)
+
+    def _masked_message(self, code: int, message: bytes) -> bytes:
+        masker = self.masker
+        if code == _COPY_DATA:
+            line = message[5:].decode("utf-8", "surrogateescape")
+            masked = masker.mask_text(line)
+            return message if masked == line else frame(b"d", masked.encode("utf-8", "surrogateescape"))
+        if code == _NOTIFY:
+            note = NotificationResponse.decode(message[5:])
+            payload = masker.mask_text(note.payload)
+            return message if payload == note.payload else NotificationResponse(
+                note.process_id, note.channel, payload).encode()
+        cls = ErrorResponse if code == _ERROR else NoticeResponse
+        parsed = cls.decode(message[5:])
+        changed = False
+        for key in ("M", "D", "W", "H", "q"):
+            if key in parsed.fields:
+                masked = masker.mask_message(parsed.fields[key])
+                changed |= masked != parsed.fields[key]
+                parsed.fields[key] = masked
+        return parsed.encode() if changed else message
+
     def _server_error(self, message: bytes) -> bytes:
+        if self.masker is not None:
+            message = self._masked_message(_ERROR, message)
+        if b"VFATAL\0" in message or b"VPANIC\0" in message:
+            self.server_said_fatal = True
         pending = self.pending
         if not pending:
             return message
         head = pending[0]
         blocked = head.blocked
+        if blocked is not None and not self.server_said_fatal:
+            head.blocked = None                   # only the first error answers the substitute
+            message = ErrorResponse.make("42501", blocked.client_message()).encode()
+        if head.record is not None:
+            self._note_error(head.record, message)
         if head.wait not in _ENDS_AT_READY:
             # Extended protocol: the server now skips to Sync; so do our expectations.
             while pending and pending[0].wait is not Wait.SYNC:
-                pending.popleft()
+                done = pending.popleft()
+                if done is head and done.record is not None:
+                    self._finish(done.record)
             self.discarding = not pending
-        if blocked is None:
-            return message
-        head.blocked = None                   # only the first error answers the substitute
-        error = ErrorResponse.decode(message[5:])
-        if error.severity in ("FATAL", "PANIC"):
-            return message
-        return ErrorResponse.make("42501", blocked.client_message).encode()
+        return message
 
     # ------------------------------------------------------------------------------ errors --
 
@@ -308,6 +723,9 @@ class PgRelay:
         self.phase = Phase.CLOSED
 
 
+_NOTIFY = ord("A")
+_MASKED_MESSAGES = frozenset({_COPY_DATA, _NOTIFY, ord("N")})
+_ROW_COMMANDS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE"})
 _EXTENDED = {_B: Wait.BIND, _D: Wait.DESCRIBE, _E: Wait.EXECUTE, _C: Wait.CLOSE}
 _PLAIN = frozenset({_H, _COPY_DONE, _COPY_FAIL, ord("p")})
 _POPS = {

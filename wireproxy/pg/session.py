@@ -25,12 +25,15 @@ _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 class PgSession:
     def __init__(self, client: trio.SocketStream, listener: PostgresListener,
-                 cancels: CancelRegistry, judge_factory=None):
+                 cancels: CancelRegistry, judge_factory=None, session_log=None, mask_factory=None):
         self.client = client
         self.listener = listener
         self.cancels = cancels
+        self.session_log = session_log
+        self.recorder = None
         self.relay = PgRelay(upstream=str(listener.upstream), judge_factory=judge_factory,
-                             max_message_size=listener.max_message_size)
+                             max_message_size=listener.max_message_size,
+                             recording=session_log is not None, mask_factory=mask_factory)
         self.server: trio.SocketStream | None = None
         self.client_out = OrderedWriter(client)
         self.bytes_from_client = 0
@@ -48,6 +51,8 @@ class PgSession:
                 await self.cancels.forward(relay.cancel_request, self.peer)
                 return
             if not relay.wants_upstream:
+                return
+            if self.session_log is not None and not await self._open_record():
                 return
             upstream = self.listener.upstream
             try:
@@ -101,6 +106,8 @@ class PgSession:
                 await self._flush_client()
             if relay.events:
                 self._drain_events()
+                if self.recorder is not None and self.recorder.congested:
+                    await self.recorder.wait_room()    # the disk is behind: slow this client
         if relay.close_reason in ("client vanished mid-message", "client closed") and relay.busy:
             await self._cancel_running_query()
 
@@ -129,6 +136,8 @@ class PgSession:
                         if relay.busy:
                             await self._cancel_running_query()
                         break
+                if relay.to_server:            # what the relay held until the server answered
+                    await self._send_server(relay)
                 if relay.events:
                     self._drain_events()
                 if relay.backend_key is not None and self._registered_key is None:
@@ -138,6 +147,26 @@ class PgSession:
             scope.cancel()
 
     # ------------------------------------------------------------------------------ helpers --
+
+    async def _open_record(self) -> bool:
+        """Open this session's log before anything reaches the upstream; fail closed."""
+        from ..sessionlog import LogUnavailable
+        startup = self.relay.startup
+        try:
+            self.recorder = self.session_log.open_session({
+                "client_addr": self.peer, "user": startup.user, "database": startup.database,
+                "application_name": startup.parameters.get("application_name", ""),
+                "upstream": str(self.listener.upstream), "protocol": "postgres"})
+        except LogUnavailable as exc:
+            self.relay.refuse("58030", f"wireproxy cannot record this session: {exc}", "session log unavailable")
+            log("session.refused", level="error", client=self.peer, reason=str(exc))
+            await self._flush_client()
+            return False
+        recorder = self.recorder
+        self.relay.gate = lambda: recorder.failed
+        if self.relay.masker is not None:               # bound parameters are recorded masked
+            self.relay.mask_param = self.relay.masker.mask_text
+        return True
 
     async def _receive_client(self) -> bytes:
         try:
@@ -176,9 +205,14 @@ class PgSession:
         log("session.cancelled_orphan_query", client=self.peer, backend_pid=key[0])
 
     def _drain_events(self) -> None:
+        recorder = self.recorder
         for event in self.relay.events:
             kind = event.get("event")
-            if kind == "decision":
+            if kind == "statement":
+                if recorder is not None:
+                    del event["event"]
+                    recorder.record(event)
+            elif kind == "decision":
                 log("statement." + event["action"], client=self.peer, user=self._user(),
                     rule=event["rule"], statement=event["statement"], path=event["path"])
             elif kind == "startup":
@@ -198,9 +232,13 @@ class PgSession:
             if self.server is not None:
                 await trio.aclose_forcefully(self.server)
             await trio.aclose_forcefully(self.client)
+        if self.recorder is not None:
+            self.recorder.close({"reason": relay.close_reason or "closed",
+                                 "bytes_from_client": self.bytes_from_client,
+                                 "bytes_from_server": self.bytes_from_server})
         if relay.startup is not None:
             startup = relay.startup
-            log("connection.close", client=self.peer, user=startup.user, database=startup.database,
+            log("connection.close", client=self.peer, session=self.recorder.id if self.recorder else None, user=startup.user, database=startup.database,
                 application_name=startup.parameters.get("application_name", ""),
                 bytes_from_client=self.bytes_from_client, bytes_from_server=self.bytes_from_server,
                 duration_s=round(time.monotonic() - self.started, 3),

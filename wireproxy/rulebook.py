@@ -1,0 +1,91 @@
+"""The live rules of the running proxy: loaded at start, reloaded on SIGHUP or a file change.
+
+One RuleBook per distinct list of rule files, shared by the listeners that name it. A reload
+that fails (a broken file) is reported and changes nothing: the old rules stay in force.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .logs import log
+from .masking import Masker, MaskConfigError
+from .policy import Policy
+from .rulefile import load_rules
+from .tomlfile import ConfigError
+
+
+def _stamp(paths: tuple[Path, ...]) -> tuple:
+    stamps = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+class RuleBook:
+    def __init__(self, paths: list[Path], hash_key: bytes = b""):
+        self.paths = tuple(paths)
+        self.hash_key = hash_key
+        ruleset = load_rules(list(self.paths))   # ConfigError at start: serve refuses
+        self.policy = Policy(ruleset)
+        self.masker = self._masker(ruleset)
+        self._stamp = _stamp(self.paths)
+
+    def _masker(self, ruleset) -> Masker | None:
+        if not ruleset.masks:
+            return None
+        return Masker(ruleset.masks, custom=ruleset.detectors, hash_key=self.hash_key)
+
+    def session_judge(self, user: str):
+        return self.policy.session(user)
+
+    def session_masker(self, user: str):
+        """The masks in force for `user` when the session starts (None: rows pass raw)."""
+        return self.masker.for_user(user) if self.masker is not None else None
+
+    def changed_on_disk(self) -> bool:
+        return _stamp(self.paths) != self._stamp
+
+    def reload(self, why: str) -> bool:
+        self._stamp = _stamp(self.paths)
+        try:
+            ruleset = load_rules(list(self.paths))
+            masker = self._masker(ruleset)
+        except (ConfigError, MaskConfigError) as exc:
+            log("rules.reload_failed", level="error", why=why, error=str(exc),
+                note="the previous rules stay in force")
+            return False
+        self.policy.ruleset = ruleset
+        self.masker = masker
+        log("rules.reloaded", why=why, files=[str(p) for p in self.paths], version=self.policy.version)
+        return True
+
+
+class RuleBooks:
+    """All RuleBooks of one server, by their files."""
+
+    def __init__(self, hash_key: bytes = b"") -> None:
+        self.hash_key = hash_key
+        self.books: dict[tuple[Path, ...], RuleBook] = {}
+
+    def for_files(self, paths: list[Path]) -> RuleBook | None:
+        if not paths:
+            return None
+        key = tuple(Path(p).resolve() for p in paths)
+        if key not in self.books:
+            self.books[key] = RuleBook(list(key), self.hash_key)
+        return self.books[key]
+
+    def reload_all(self, why: str) -> None:
+        for book in self.books.values():
+            book.reload(why)
+
+    def reload_changed(self) -> None:
+        for book in self.books.values():
+            if book.changed_on_disk():
+                book.reload("file changed")
