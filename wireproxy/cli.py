@@ -91,7 +91,9 @@ def config_from_args(args) -> Config:
 def run_serve(args) -> int:
     import trio
 
+    from .logs import install_stdlib_bridge
     from .server import ListenError, serve
+    install_stdlib_bridge()
     config = config_from_args(args)
     try:
         trio.run(serve, config)

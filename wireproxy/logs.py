@@ -8,6 +8,7 @@ sizes and decisions, never passwords or keys.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from typing import Any, TextIO
@@ -18,6 +19,22 @@ _stream: TextIO = sys.stderr
 def set_stream(stream: TextIO) -> None:
     global _stream
     _stream = stream
+
+
+class _Bridge(logging.Handler):
+    """Library modules that use stdlib logging (the session-log writer) end up here too."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log(record.name.removeprefix("wireproxy.").replace(".", "_") + ".message",
+            level=record.levelname.lower(), message=record.getMessage())
+
+
+def install_stdlib_bridge() -> None:
+    root = logging.getLogger("wireproxy")
+    if not any(isinstance(h, _Bridge) for h in root.handlers):
+        root.addHandler(_Bridge())
+        root.setLevel(logging.INFO)
+        root.propagate = False
 
 
 def log(event: str, level: str = "info", **fields: Any) -> None:

@@ -17,7 +17,9 @@ message that the server will answer, popped as the answers come.
 from __future__ import annotations
 
 import enum
+import struct
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -98,6 +100,10 @@ class Pending:
     name: str | None = None      # masking: the portal (Execute, Describe P) or statement (Describe S)
     plan: Any = None             # masking: the row plan of an Execute, once resolved
     kind: str = ""               # Describe: "S" or "P"; LOOKUP: "function" or "catalog"
+    limits: Any = None           # volume limits on this statement's rows (policy Limits)
+    rows: int = 0
+    bytes: int = 0
+    cut: str | None = None       # why its rows stopped flowing: the client gets 54000 at its end
 
 
 SESSION_LOG_RULE = "session-log"
@@ -109,6 +115,31 @@ def _cstring_at(message: bytes, start: int) -> tuple[str, int]:
     if end < 0:
         raise RemoteProtocolError(f"message {chr(message[0])!r}: name without terminator")
     return message[start:end].decode("utf-8", "surrogateescape"), end + 1
+
+
+_BINARY_PARAMS = {
+    16: lambda v: "true" if v == b"\x01" else "false",                       # bool
+    20: lambda v: str(int.from_bytes(v, "big", signed=True)),                 # int8
+    21: lambda v: str(int.from_bytes(v, "big", signed=True)),                 # int2
+    23: lambda v: str(int.from_bytes(v, "big", signed=True)),                 # int4
+    26: lambda v: str(int.from_bytes(v, "big")),                              # oid
+    700: lambda v: repr(struct.unpack("!f", v)[0]),                           # float4
+    701: lambda v: repr(struct.unpack("!d", v)[0]),                           # float8
+    2950: lambda v: str(uuid.UUID(bytes=v)),                                  # uuid
+    25: lambda v: v.decode("utf-8", "replace"), 1043: lambda v: v.decode("utf-8", "replace"),
+    19: lambda v: v.decode("utf-8", "replace"), 1042: lambda v: v.decode("utf-8", "replace"),
+}
+
+
+def _binary_param(value: bytes, type_oid: int) -> str:
+    """A binary-format parameter as text for the record, for the types Parse declared."""
+    decode = _BINARY_PARAMS.get(type_oid)
+    if decode is not None:
+        try:
+            return decode(value)
+        except (ValueError, struct.error):
+            pass
+    return f"<binary {len(value)} bytes>"
 
 
 def _catalog_pattern(specs) -> str | None:
@@ -198,6 +229,11 @@ class PgRelay:
         self.statement_fields: dict[str, tuple] = {}            # extended: Describe S answered
         self.portal_statements: dict[str, tuple[str, tuple[int, ...]]] = {}  # Bind: statement, formats
         self.columns: dict[tuple[int, int], tuple[str, str]] = {}   # (table oid, attnum) -> table, column
+        # Volume limits: rows of limited statements are counted; past a limit they stop and the
+        # pump cancels the query upstream (`cancel_upstream`).
+        self.session_bytes = 0
+        self.cancel_upstream = False
+        self._limited = 0                 # pending entries that carry limits
         self._lookup_rows: list[tuple] = []
 
     # ------------------------------------------------------------------ what the pumps call --
@@ -322,15 +358,19 @@ class PgRelay:
                 out.append(self._on_bind(message, entry))
                 if not self.discarding:
                     pending.append(entry)
-            elif (code == _E and (self.recording or self.masker is not None)) or (
-                    code == _D and self.masker is not None):
+            elif (code == _E and self._inspect) or (code == _D and self.masker is not None):
                 if not _well_formed(code, message):
                     raise RemoteProtocolError(f"malformed message {chr(code)!r}")
                 if not self.discarding:
                     if code == _E:
-                        entry = Pending(Wait.EXECUTE, name=_cstring_at(message, 5)[0], plan=_UNRESOLVED)
-                        if self.recording:
-                            entry.record = self._execute_record(message)
+                        portal = _cstring_at(message, 5)[0]
+                        entry = Pending(Wait.EXECUTE, name=portal, plan=_UNRESOLVED)
+                        known = self.portals.get(portal)
+                        if self.recording and known is not None:
+                            entry.record = self._new_record(known[0], "extended", known[1],
+                                                            self._params(known[2], known[3]))
+                        if known is not None and known[1].limits is not None and known[1].allowed:
+                            self._limit(entry, known[1].limits)
                     else:
                         entry = Pending(Wait.DESCRIBE, kind=chr(message[5]), name=_cstring_at(message, 6)[0])
                     pending.append(entry)
@@ -376,6 +416,8 @@ class PgRelay:
         decision = self._decide(lambda: self.judge.query(sql))
         if self.recording:
             entry.record = self._new_record(sql, "simple", decision)
+        if decision.limits is not None and decision.allowed:
+            self._limit(entry, decision.limits)
         return self._enforce(decision, entry, sql, "simple", message,
                              lambda: Query(_unparseable(decision.rule_id)).encode())
 
@@ -384,7 +426,7 @@ class PgRelay:
             return message
         parse = Parse.decode(message[5:])
         decision = self._decide(lambda: self.judge.parse(parse.sql, parse.statement))
-        self.statements[parse.statement] = (parse.sql, self._version, decision)
+        self.statements[parse.statement] = (parse.sql, self._version, decision, parse.param_types)
         if self.recording and not decision.allowed:
             entry.record = self._new_record(parse.sql, "extended", decision)
         return self._enforce(decision, entry, parse.sql, "extended", message,
@@ -401,17 +443,15 @@ class PgRelay:
         known = self.statements.get(name)
         if known is None:
             return message
-        sql, version, decision = known
-        if self.recording:
-            self.portals[portal] = (sql, decision, message)
+        sql, version, decision, types = known
+        self.portals[portal] = (sql, decision, message, types)
         if self.judge is None or version == self.judge.version:
             return message
         decision = self._decide(lambda: self.judge.parse(sql, name))
-        self.statements[name] = (sql, self.judge.version, decision)
-        if self.recording:
-            self.portals[portal] = (sql, decision, message)
-            if not decision.allowed:
-                entry.record = self._new_record(sql, "extended", decision)
+        self.statements[name] = (sql, self.judge.version, decision, types)
+        self.portals[portal] = (sql, decision, message, types)
+        if self.recording and not decision.allowed:
+            entry.record = self._new_record(sql, "extended", decision)
 
         def substitute() -> bytes:
             bind = Bind.decode(message[5:])
@@ -437,15 +477,7 @@ class PgRelay:
             record["params"] = params
         return record
 
-    def _execute_record(self, message: bytes) -> dict | None:
-        portal, _ = _cstring_at(message, 5)
-        known = self.portals.get(portal)
-        if known is None:
-            return None
-        sql, decision, bind_message = known
-        return self._new_record(sql, "extended", decision, self._params(bind_message))
-
-    def _params(self, bind_message: bytes) -> list:
+    def _params(self, bind_message: bytes, types: tuple[int, ...] = ()) -> list:
         bind = Bind.decode(bind_message[5:])
         formats = bind.param_formats
         shown = []
@@ -453,11 +485,10 @@ class PgRelay:
             fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
             if value is None:
                 shown.append(None)
-            elif fmt == 1:
-                shown.append(f"<binary {len(value)} bytes>")
-            else:
-                text = value.decode("utf-8", "replace")
-                shown.append(self.mask_param(text) if self.mask_param else text)
+                continue
+            text = value.decode("utf-8", "replace") if fmt == 0 else _binary_param(
+                value, types[i] if i < len(types) else 0)
+            shown.append(self.mask_param(text) if self.mask_param and text[:1] != "<" else text)
         return shown
 
     def _finish(self, record: dict) -> None:
@@ -469,7 +500,7 @@ class PgRelay:
         if message[0] != _COMPLETE:
             return
         tag = message[5:-1].decode("utf-8", "replace")
-        record.setdefault("tags", []).append(tag)
+        record["tag"] = f"{record['tag']}; {tag}" if "tag" in record else tag
         command, _, count = tag.rpartition(" ")
         if command.split(" ", 1)[0] in _ROW_COMMANDS and count.isascii() and count.isdigit():
             record["rows"] = record.get("rows", 0) + int(count)
@@ -557,6 +588,8 @@ class PgRelay:
             if code == RAW:
                 out.append(message)
             elif code == _ROW:
+                if self._limited and pending and pending[0].limits is not None and not self._within_limits(pending[0], message):
+                    continue
                 out.append(self._masked_row(message))
             elif code == _READY:
                 if len(message) != 6 or message[5] not in b"ITE":
@@ -566,6 +599,8 @@ class PgRelay:
                     done = pending.popleft()
                     if done.record is not None:
                         self._finish(done.record)
+                    if done.limits is not None:
+                        self._unlimit()
                     if done.wait in _ENDS_AT_READY:
                         break
                 self.query_plan = None
@@ -575,6 +610,8 @@ class PgRelay:
                     self.events.append({"event": "ready", "backend_pid": self.backend_key[0] if self.backend_key else None})
                     self._resolve_masked_tables()
             elif code == _ERROR:
+                if self._limited and pending and pending[0].cut:
+                    message = self._cut_error(pending[0])
                 out.append(self._server_error(message))
             elif code == _ROWDESC and self.masker is not None:
                 self._row_description(message)
@@ -584,6 +621,10 @@ class PgRelay:
             elif code in _MASKED_MESSAGES and self.masker is not None:
                 out.append(self._masked_message(code, message))
             elif code in _POPS:
+                if self._limited and pending and pending[0].cut and code in (_COMPLETE, _SUSPENDED):
+                    message = self._cut_error(pending[0])
+                    out.append(self._server_error(message))
+                    continue
                 if pending:
                     head = pending[0]
                     if head.record is not None:
@@ -608,6 +649,54 @@ class PgRelay:
             self._lookup_answered(self.pending.popleft().kind)
         elif code not in (_ROWDESC, _COMPLETE, _ERROR, ord("N")):
             self.to_client.append(message)       # asynchronous messages (notifications) belong to the client
+
+    # ---------------------------------------------------------------------- volume limits --
+
+    def _limit(self, entry: Pending, limits) -> None:
+        entry.limits = limits
+        self._limited += 1
+        self.server.passthrough = frozenset()          # rows must be counted one by one
+
+    def _unlimit(self) -> None:
+        self._limited -= 1
+        if not self._limited and not any(p.wait is Wait.LOOKUP for p in self.pending):
+            self.server.passthrough = self._server_passthrough
+
+    def _within_limits(self, entry: Pending, message: bytes) -> bool:
+        """Count a row; False when it must not reach the client."""
+        if entry.cut:
+            return False
+        limits = entry.limits
+        entry.rows += 1
+        entry.bytes += len(message)
+        if limits.max_session_bytes is not None:
+            self.session_bytes += len(message)
+        if limits.max_rows is not None and entry.rows > limits.max_rows:
+            why = f"more than {limits.max_rows} rows"
+        elif limits.max_bytes is not None and entry.bytes > limits.max_bytes:
+            why = f"more than {limits.max_bytes} bytes"
+        elif limits.max_session_bytes is not None and self.session_bytes > limits.max_session_bytes:
+            why = f"more than {limits.max_session_bytes} bytes in this session"
+        else:
+            return True
+        rule = ",".join(limits.rule_ids)
+        self.events.append({"event": "limit", "rule": rule, "why": why,
+                            "action": limits.action.name.lower()})
+        if limits.action < Action.APPROVE:              # audit: logged, rows go on
+            entry.limits = None
+            self._unlimit()
+            return True
+        entry.cut = f"result cut by wireproxy rule {rule}: {why}" + (
+            f": {limits.message}" if limits.message else "")
+        self.cancel_upstream = True                   # the server need not finish it
+        return False
+
+    def _cut_error(self, entry: Pending) -> bytes:
+        text, entry.cut = entry.cut, None
+        entry.limits = None
+        self._unlimit()
+        entry.plan = None
+        return ErrorResponse.make("54000", text).encode()
 
     # ---------------------------------------------------------------------------- masking --
 

@@ -65,6 +65,7 @@ class PgSession:
                 return
             self.server_out = OrderedWriter(self.server)
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._server_pump, nursery.cancel_scope)
                 await self._client_pump()
                 nursery.cancel_scope.cancel()
@@ -138,6 +139,9 @@ class PgSession:
                         break
                 if relay.to_server:            # what the relay held until the server answered
                     await self._send_server(relay)
+                if relay.cancel_upstream:      # a volume limit cut the result: stop the query
+                    relay.cancel_upstream = False
+                    self._nursery.start_soon(self._cancel_query, "volume limit")
                 if relay.events:
                     self._drain_events()
                 if relay.backend_key is not None and self._registered_key is None:
@@ -197,18 +201,24 @@ class PgSession:
 
     async def _cancel_running_query(self) -> None:
         """The client is gone but its query runs on: ask the upstream to cancel it."""
+        with trio.CancelScope(shield=True):
+            await self._cancel_query("client gone")
+
+    async def _cancel_query(self, why: str) -> None:
         key = self.relay.backend_key
         if key is None:
             return
-        with trio.CancelScope(shield=True):
-            await send_cancel(self.listener.upstream, CancelRequest(*key), timeout=2.0)
-        log("session.cancelled_orphan_query", client=self.peer, backend_pid=key[0])
+        await send_cancel(self.listener.upstream, CancelRequest(*key), timeout=2.0)
+        log("session.query_cancelled", client=self.peer, backend_pid=key[0], why=why)
 
     def _drain_events(self) -> None:
         recorder = self.recorder
         for event in self.relay.events:
             kind = event.get("event")
-            if kind == "statement":
+            if kind == "limit":
+                log("statement.limit", level="warning", client=self.peer, user=self._user(),
+                    rule=event["rule"], why=event["why"], action=event["action"])
+            elif kind == "statement":
                 if recorder is not None:
                     del event["event"]
                     recorder.record(event)

@@ -2,6 +2,7 @@
 
     policy = Policy(ruleset)              # policy.ruleset = new_ruleset swaps live (version += 1)
     judge = policy.session(user="alice")  # one per client connection; remembers prepared names
+    judge.version                         # == policy.version: re-judge prepared statements on change
     judge.query(sql)                      # simple-protocol Query (may hold many statements)
     judge.parse(sql, name="")             # extended-protocol Parse (name: the statement's name)
     judge.close(name)                     # extended-protocol Close of a statement
@@ -261,6 +262,11 @@ class SessionJudge:
     @property
     def version(self) -> int:
         """The rules' version: changes on every reload, so the relay re-judges old statements."""
+        return self._policy.version
+
+    @property
+    def version(self) -> int:
+        """The policy's rule-set version: it changes when the rules are swapped (reload)."""
         return self._policy.version
 
     def query(self, sql: str) -> Decision:

@@ -53,7 +53,8 @@ FLAGS: dict[str, str] = {
     "opaque_code": "a DO block or function in a language wireproxy cannot read (not sql or "
                    "plpgsql: C, internal, plpython, plperl, ...)",
     "foreign_data": "foreign-data wrappers, foreign servers, user mappings, foreign tables, "
-                    "IMPORT FOREIGN SCHEMA, CREATE EXTENSION dblink / *_fdw",
+                    "IMPORT FOREIGN SCHEMA, CREATE EXTENSION dblink / *_fdw, CREATE/ALTER "
+                    "SUBSCRIPTION (connects to another server)",
     "load_library": "LOAD 'library': loads a shared library into the server",
     "drop_column": "ALTER TABLE ... DROP COLUMN",
     "deallocate": "DEALLOCATE or DISCARD ALL (forgets prepared statements)",
@@ -162,8 +163,8 @@ def extract(sql: str, dialect: str | None = "postgres", shapes=None) -> QueryFac
         return extract_sqlglot(sql, dialect.lower())
     except SqlParseError:
         raise
-    except RecursionError:
-        raise SqlParseError("statement nested too deeply for wireproxy to judge") from None
+    except RecursionError:  # a bug, or a tree deeper than we walk: either way, never allow
+        raise SqlParseError("statement nested too deeply for wireproxy to judge", internal=True) from None
     except Exception as exc:  # a bug of ours: never let it become an allow
         raise SqlParseError(f"internal error while judging: {exc.__class__.__name__}: {exc}",
                             internal=True) from None

@@ -55,7 +55,6 @@ _ROLE_FLAGS = {"superuser": "superuser_role", "bypassrls": "bypassrls_role",
 _ROLESPEC = {"ROLESPEC_PUBLIC": "public", "ROLESPEC_CURRENT_USER": "current_user",
              "ROLESPEC_SESSION_USER": "session_user", "ROLESPEC_CURRENT_ROLE": "current_role"}
 _FDW_EXTENSIONS = frozenset({"dblink", "postgres_fdw", "file_fdw"})
-_READABLE_LANGUAGES = frozenset({"sql", "plpgsql"})
 _FUNC_DEFELEMS = frozenset({"function", "procedure", "sfunc", "finalfunc", "combinefunc",
                             "serialfunc", "deserialfunc", "msfunc", "minvfunc", "mfinalfunc",
                             "restrict", "join", "subtype_diff", "canonical"})
@@ -634,6 +633,19 @@ class _Truth:
                 pattern = _const_string(right)
                 if pattern is not None and pattern in ("", ".*", "^", "^.*", ".*$", "^.*$"):
                     return TRUE
+            if op in ("=", "<>", "!="):  # (id = id) = true, true <> (id <> id)
+                for expr, other in ((left, right), (right, left)):
+                    if self.depends_on_row(other):
+                        continue
+                    try:
+                        value = _ConstEval.truthy(other)
+                    except (_NotConst, ValueError, TypeError, ArithmeticError):
+                        continue
+                    t = self.truth(expr)
+                    if value is None or t not in (TRUE, FALSE):
+                        return FALSE if value is None else ROW
+                    equal = (t == TRUE) == value
+                    return TRUE if equal == (op == "=") else FALSE
             return ROW
         if kind == "AEXPR_NOT_DISTINCT" and self.same(left, right):
             return TRUE
@@ -1341,6 +1353,7 @@ _HANDLERS = {
     "CreateUserMappingStmt": _h_foreign, "AlterUserMappingStmt": _h_foreign,
     "ImportForeignSchemaStmt": _h_foreign, "CreateForeignTableStmt": _h_foreign,
     "CreateExtensionStmt": _h_create_extension, "LoadStmt": _h_load,
+    "CreateSubscriptionStmt": _h_foreign, "AlterSubscriptionStmt": _h_foreign,
     "ExplainStmt": _h_explain, "PrepareStmt": _h_prepare, "ExecuteStmt": _h_execute,
     "DeallocateStmt": _h_deallocate, "DiscardStmt": _h_discard,
     "CreateTableAsStmt": _h_create_table_as, "CallStmt": _h_call,
