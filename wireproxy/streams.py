@@ -41,7 +41,8 @@ class OrderedWriter:
                 await self.stream.send_all(chunk)
         finally:
             self._busy = False
-            self._idle.unpark_all()
+            if self._idle:
+                self._idle.unpark_all()
 
 
 async def connect(host: str, port: int, timeout: float) -> trio.SocketStream:

@@ -69,6 +69,7 @@ class Wait(enum.IntEnum):
 
 _ENDS_AT_READY = (Wait.QUERY, Wait.FUNCTION, Wait.SYNC, Wait.LOOKUP)
 _UNRESOLVED = object()
+_LOOKUP = Wait.LOOKUP
 
 # Columns of user tables whose names a table-qualified mask rule could mean: (table OID, attnum)
 # -> schema.table and the column's own name. One read-only query per session, answered to us.
@@ -412,7 +413,10 @@ class PgRelay:
     def _on_query(self, message: bytes, entry: Pending) -> bytes:
         if not self._inspect:
             return message
-        sql = Query.decode(message[5:]).sql
+        if message.find(b"\0", 5) == len(message) - 1:      # the common, well-formed case
+            sql = message[5:-1].decode("utf-8", "surrogateescape")
+        else:
+            sql = Query.decode(message[5:]).sql
         decision = self._decide(lambda: self.judge.query(sql))
         if self.recording:
             entry.record = self._new_record(sql, "simple", decision)
@@ -582,7 +586,7 @@ class PgRelay:
         out = self.to_client
         pending = self.pending
         for code, message in items:
-            if pending and pending[0].wait is Wait.LOOKUP:
+            if pending and pending[0].wait is _LOOKUP:
                 self._lookup_reply(code, message)
                 continue
             if code == RAW:

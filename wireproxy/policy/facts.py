@@ -23,6 +23,8 @@ too deep to walk) is a SqlParseError with `internal=True`: the engine blocks tho
 
 from __future__ import annotations
 
+from pglast.parser import normalize
+
 from dataclasses import dataclass
 
 # Statement kinds (DESIGN.md's vocabulary).
@@ -149,15 +151,31 @@ def extract(sql: str, dialect: str | None = "postgres", shapes=None) -> QueryFac
     try:
         if dialect is None or dialect in POSTGRES_DIALECTS or dialect.lower() in POSTGRES_DIALECTS:
             pg = _pgfacts or _load_pgfacts()
-            raw = pg.parse_pg(sql)
             if shapes is None:
-                return pg.extract_pg(sql, raw)[0]
+                return pg.extract_pg(sql, pg.parse_pg(sql))[0]
+            # First the text with its constants replaced by PostgreSQL's own lexer (C-level,
+            # no tree): a text that differs from a shareable one only in constants costs no
+            # parse. Only for texts without "$": a written $n parameter could otherwise share a
+            # normalized form with a constant in its place.
+            normalized = None
+            if "$" not in sql:
+                try:
+                    normalized = "n:" + normalize(sql)
+                except Exception:      # the parse below reports what is wrong with it
+                    normalized = None
+                if normalized is not None:
+                    facts = shapes.get(normalized)
+                    if facts is not None:
+                        return facts
+            raw = pg.parse_pg(sql)
             key = pg.shape_key(raw)
             facts = shapes.get(key)
             if facts is None:
                 facts, shareable = pg.extract_pg(sql, raw)
                 if shareable:
                     shapes.put(key, facts)
+                    if normalized is not None:
+                        shapes.put(normalized, facts)
             return facts
         from wireproxy.policy.sqlglotfacts import extract_sqlglot
         return extract_sqlglot(sql, dialect.lower())
