@@ -69,6 +69,7 @@ class Wait(enum.IntEnum):
 
 _ENDS_AT_READY = (Wait.QUERY, Wait.FUNCTION, Wait.SYNC, Wait.LOOKUP)
 _UNRESOLVED = object()
+_REFUSED = object()      # stands in for limits on an entry whose rows a mask rule refused
 _LOOKUP = Wait.LOOKUP
 
 # Columns of user tables whose names a table-qualified mask rule could mean: (table OID, attnum)
@@ -104,7 +105,7 @@ class Pending:
     limits: Any = None           # volume limits on this statement's rows (policy Limits)
     rows: int = 0
     bytes: int = 0
-    cut: str | None = None       # why its rows stopped flowing: the client gets 54000 at its end
+    cut: tuple[str, str] | None = None   # (sqlstate, why) its rows stopped: the client's error at its end
 
 
 SESSION_LOG_RULE = "session-log"
@@ -211,7 +212,8 @@ class PgRelay:
         self.judge: Judge | None = None
         self.statements: dict[str, tuple[str, int]] = {}   # prepared name -> (sql, rules version)
         self.function_names: dict[int, str | None] = {}    # FunctionCall OIDs resolved so far
-        self.held: list[tuple[int, bytes]] | None = None   # client input waiting on a held message
+        self.held: list[tuple[int, bytes]] | None = None   # client input waiting (see _hold)
+        self._holds = 0
         self._lookup: tuple[FunctionCall, bytes] | None = None
         self._lookup_name: str | None = None
         self.clock = clock
@@ -532,8 +534,7 @@ class PgRelay:
 
     def _ask_server(self, kind: str, sql: str) -> None:
         """Send our own read-only query; its answer comes to us, and the client's input waits."""
-        if self.held is None:
-            self.held = []
+        self._hold()
         self._lookup_rows = []
         self.server.passthrough = frozenset()                    # we need to read its DataRows
         self.pending.append(Pending(Wait.LOOKUP, kind=kind))
@@ -549,9 +550,28 @@ class PgRelay:
             self.pending.append(entry)
         self.to_server.append(forwarded)
 
+    def _hold(self) -> None:
+        """Keep the client's next messages back (in order) until every hold is released."""
+        self._holds += 1
+        if self.held is None:
+            self.held = []
+
+    def _release(self) -> None:
+        self._holds -= 1
+        if self._holds == 0:
+            held, self.held = self.held, None
+            if held:
+                self._from_client(held)
+
+    def cancel_sent(self) -> None:
+        """The pump delivered the cancel that `cancel_upstream` asked for: the client's next
+        statement may go on (before, the cancel could have landed on it)."""
+        self._release()
+
     def _lookup_answered(self, kind: str) -> None:
         rows, self._lookup_rows = self._lookup_rows, []
-        self.server.passthrough = self._server_passthrough
+        if not self._limited:
+            self.server.passthrough = self._server_passthrough
         if kind == "function":
             call, message = self._lookup
             self._lookup = None
@@ -564,9 +584,7 @@ class PgRelay:
                 if len(row) == 4 and None not in row:
                     oid, attnum, table, column = (v.decode("utf-8", "surrogateescape") for v in row)
                     self.columns[(int(oid), int(attnum))] = (table, column)
-        held, self.held = self.held, None
-        if held:
-            self._from_client(held)
+        self._release()
 
     def _enforce(self, decision, entry: Pending, sql: str, path: str, original: bytes, substitute) -> bytes:
         action = int(decision.action)
@@ -671,6 +689,8 @@ class PgRelay:
         if entry.cut:
             return False
         limits = entry.limits
+        if limits is _REFUSED:
+            return True
         entry.rows += 1
         entry.bytes += len(message)
         if limits.max_session_bytes is not None:
@@ -690,17 +710,35 @@ class PgRelay:
             entry.limits = None
             self._unlimit()
             return True
-        entry.cut = f"result cut by wireproxy rule {rule}: {why}" + (
-            f": {limits.message}" if limits.message else "")
-        self.cancel_upstream = True                   # the server need not finish it
+        entry.cut = ("54000", f"result cut by wireproxy rule {rule}: {why}" + (
+            f": {limits.message}" if limits.message else ""))
+        self._request_cancel()
         return False
 
     def _cut_error(self, entry: Pending) -> bytes:
-        text, entry.cut = entry.cut, None
+        (sqlstate, text), entry.cut = entry.cut, None
         entry.limits = None
         self._unlimit()
         entry.plan = None
-        return ErrorResponse.make("54000", text).encode()
+        return ErrorResponse.make(sqlstate, text).encode()
+
+    def _refuse_rows(self, entry: Pending, reason: str) -> None:
+        """A mask rule says `binary = "refuse"`: no row of this result reaches the client."""
+        if entry.cut:
+            return
+        entry.cut = ("42501", f"blocked by wireproxy: {reason}")
+        if entry.limits is None:
+            entry.limits = _REFUSED
+            self._limited += 1
+        self._request_cancel()
+
+    def _request_cancel(self) -> None:
+        """Ask the pump to cancel the running query (the server need not finish a result we
+        drop); hold the client's next statement until the cancel is out, so a cancel that
+        arrives late cannot hit that statement instead."""
+        if not self.cancel_upstream:
+            self.cancel_upstream = True
+            self._hold()
 
     # ---------------------------------------------------------------------------- masking --
 
@@ -756,6 +794,10 @@ class PgRelay:
             plan = self.query_plan
         if plan is None:
             return message
+        if plan.refuse_reason:
+            if head is not None:
+                self._refuse_rows(head, plan.refuse_reason)
+            return b""
         try:
             body = plan.rewrite(message[5:])
         except ValueError as exc:          # a lying DataRow from the server

@@ -139,9 +139,9 @@ class PgSession:
                         break
                 if relay.to_server:            # what the relay held until the server answered
                     await self._send_server(relay)
-                if relay.cancel_upstream:      # a volume limit cut the result: stop the query
+                if relay.cancel_upstream:      # a result was cut: stop the query upstream
                     relay.cancel_upstream = False
-                    self._nursery.start_soon(self._cancel_query, "volume limit")
+                    self._nursery.start_soon(self._cancel_then_release)
                 if relay.events:
                     self._drain_events()
                 if relay.backend_key is not None and self._registered_key is None:
@@ -203,6 +203,12 @@ class PgSession:
         """The client is gone but its query runs on: ask the upstream to cancel it."""
         with trio.CancelScope(shield=True):
             await self._cancel_query("client gone")
+
+    async def _cancel_then_release(self) -> None:
+        await self._cancel_query("result cut")
+        self.relay.cancel_sent()
+        if self.relay.to_server:
+            await self._send_server(self.relay)
 
     async def _cancel_query(self, why: str) -> None:
         key = self.relay.backend_key
