@@ -34,6 +34,7 @@ from protocols.postgres.framing import DEFAULT_MAX_MESSAGE_SIZE
 from ..masking import Column
 from ..policy import Action, Decision
 from ..policy.decision import ALLOW
+from ..policy.strict import StrictColumns
 
 # Type codes as ints, the way the framer reports them.
 _Q, _P, _B, _D, _E, _S, _H, _C, _F, _X = (ord(c) for c in "QPBDESHCFX")
@@ -145,12 +146,13 @@ def _binary_param(value: bytes, type_oid: int) -> str:
 
 
 def _catalog_pattern(specs) -> str | None:
-    """A PostgreSQL regex literal for the column parts of table-qualified mask globs."""
+    """A PostgreSQL regex literal for the column parts of the mask globs. Name-only globs are
+    resolved too: `SELECT email AS e` keeps its origin in RowDescription, and the masker matches
+    the column's own name as well as the alias."""
     parts = []
     for spec in specs:
         for glob in spec.columns:
-            if "." in glob:
-                parts.append(_glob_to_regex(glob.rsplit(".", 1)[1]))
+            parts.append(_glob_to_regex(glob.rsplit(".", 1)[-1]))
     if not parts:
         return None
     regex = "^(" + "|".join(sorted(set(parts))) + ")$"
@@ -226,6 +228,7 @@ class PgRelay:
         # Masking: with a masker in force every DataRow, CopyData and message is looked at.
         self.mask_factory = mask_factory
         self.masker = None
+        self.strict = None
         self._server_passthrough = _SERVER_PASSTHROUGH
         self.query_plan = None                                  # simple protocol: the current result's
         self.portal_plans: dict[str, Any] = {}                  # extended: Describe P answered
@@ -319,6 +322,8 @@ class PgRelay:
                 if self.mask_factory is not None:
                     self.masker = self.mask_factory(message.user)
                     if self.masker is not None:
+                        strict = self.masker.strict_columns()
+                        self.strict = StrictColumns(strict) if strict else None
                         self._server_passthrough = frozenset()
                         self.server.passthrough = frozenset()
                         self._inspect = True
@@ -398,15 +403,22 @@ class PgRelay:
             else:
                 raise ProtocolError(f"invalid frontend message type {chr(code)!r}")
 
-    def _decide(self, judging) -> Decision:
+    def _decide(self, judging, sql: str) -> Decision:
         """The decision for a statement: the session log's state first (fail closed), then the
-        rules; no rules means allow."""
+        rules (no rules: allow), then strict masks."""
         if self.gate is not None:
             failure = self.gate()
             if failure:
                 return Decision(Action.BLOCK, SESSION_LOG_RULE, f"the session log cannot be written ({failure})",
                                 (SESSION_LOG_RULE,))
-        return ALLOW if self.judge is None else judging()
+        decision = ALLOW if self.judge is None else judging()
+        if self.strict is not None and decision.allowed:
+            found = self.strict.violation(sql)
+            if found is not None:
+                mask_id, column = found
+                return Decision(Action.BLOCK, mask_id, f"{column} is masked (strict): it may only be "
+                                "selected as it is, not used in an expression", (mask_id,))
+        return decision
 
     @property
     def _version(self) -> int:
@@ -419,7 +431,7 @@ class PgRelay:
             sql = message[5:-1].decode("utf-8", "surrogateescape")
         else:
             sql = Query.decode(message[5:]).sql
-        decision = self._decide(lambda: self.judge.query(sql))
+        decision = self._decide(lambda: self.judge.query(sql), sql)
         if self.recording:
             entry.record = self._new_record(sql, "simple", decision)
         if decision.limits is not None and decision.allowed:
@@ -431,7 +443,7 @@ class PgRelay:
         if not self._inspect:
             return message
         parse = Parse.decode(message[5:])
-        decision = self._decide(lambda: self.judge.parse(parse.sql, parse.statement))
+        decision = self._decide(lambda: self.judge.parse(parse.sql, parse.statement), parse.sql)
         self.statements[parse.statement] = (parse.sql, self._version, decision, parse.param_types)
         if self.recording and not decision.allowed:
             entry.record = self._new_record(parse.sql, "extended", decision)
@@ -453,7 +465,7 @@ class PgRelay:
         self.portals[portal] = (sql, decision, message, types)
         if self.judge is None or version == self.judge.version:
             return message
-        decision = self._decide(lambda: self.judge.parse(sql, name))
+        decision = self._decide(lambda: self.judge.parse(sql, name), sql)
         self.statements[name] = (sql, self.judge.version, decision, types)
         self.portals[portal] = (sql, decision, message, types)
         if self.recording and not decision.allowed:
@@ -743,7 +755,7 @@ class PgRelay:
     # ---------------------------------------------------------------------------- masking --
 
     def _resolve_masked_tables(self) -> None:
-        """Rules like `users.email` need RowDescription's table OIDs as names: ask once."""
+        """Column rules need RowDescription's table OIDs and attribute numbers as names: ask once."""
         pattern = self.masker is not None and _catalog_pattern(self.masker.specs)
         if pattern:
             self._ask_server("catalog", _CATALOG_SQL.format(pattern=pattern))
