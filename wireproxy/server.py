@@ -16,7 +16,7 @@ from collections import defaultdict
 
 import trio
 
-from .config import Config, PostgresListener, TcpListener
+from .config import Config, ConfigError, PostgresListener, TcpListener
 from .logs import log
 from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
@@ -149,15 +149,26 @@ def mask_hash_key(settings) -> bytes:
         return secrets.token_bytes(32)
     key_file = settings.key_file or settings.dir.parent / "wireproxy.key"
     path = key_file.with_name(key_file.name + ".mask")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        key = secrets.token_bytes(32)
+    if not path.exists():
+        # Written whole under a temporary name, then linked into place: two proxies starting
+        # together agree on one key, and nobody ever reads a half-written one.
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
-        return key
+            fh.write(secrets.token_bytes(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise ConfigError(path, None, "the masking hash key is shorter than 32 bytes")
+    return key
 
 
 def open_session_log(settings):

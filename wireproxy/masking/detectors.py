@@ -92,8 +92,12 @@ class _Builtin:
 
 # -- credit_card --------------------------------------------------------------------------------
 
+# A comma next to digits is a thousands separator only before a group of exactly three digits
+# ("1,234,567"); before or after a longer run it separates list items ("4111...,5500..." in a
+# CSV line, string_agg or a text array), so those candidates are kept.
 _CARD_CAND = re.compile(
-    r"(?<![0-9A-Za-z_.,])[0-9]++(?:[ -][0-9]++)*+(?![0-9A-Za-z_]|[.,][0-9])")
+    r"(?<![0-9A-Za-z_.])(?:(?<![0-9],)|(?=[0-9]{4}))[0-9]++(?:[ -][0-9]++)*+"
+    r"(?![0-9A-Za-z_]|\.[0-9]|,[0-9]{3}(?![0-9]))")
 _CARD_DENY_WORDS = frozenset({
     "order", "orders", "invoice", "inv", "tracking", "track", "shipment", "parcel", "ticket",
     "ref", "reference", "isbn", "imei", "ean", "upc", "gtin", "serial", "sku", "txn",

@@ -104,9 +104,9 @@ class Pending:
     plan: Any = None             # masking: the row plan of an Execute, once resolved
     kind: str = ""               # Describe: "S" or "P"; LOOKUP: "function" or "catalog"
     limits: Any = None           # volume limits on this statement's rows (policy Limits)
-    rows: int = 0
-    bytes: int = 0
     cut: tuple[str, str] | None = None   # (sqlstate, why) its rows stopped: the client's error at its end
+    counts: list | None = None   # [rows, bytes] so far; shared by the Executes of one bound portal
+    internal: bool = False       # our own Describe: its answer is read, never forwarded
 
 
 SESSION_LOG_RULE = "session-log"
@@ -231,9 +231,11 @@ class PgRelay:
         self.strict = None
         self._server_passthrough = _SERVER_PASSTHROUGH
         self.query_plan = None                                  # simple protocol: the current result's
-        self.portal_plans: dict[str, Any] = {}                  # extended: Describe P answered
-        self.statement_fields: dict[str, tuple] = {}            # extended: Describe S answered
-        self.portal_statements: dict[str, tuple[str, tuple[int, ...]]] = {}  # Bind: statement, formats
+        # Extended protocol: a portal's plan comes from the answer to a Describe P sent after its
+        # Bind (the client's, or ours when it sent none); answers arrive in order, so the latest
+        # one is the binding an Execute's rows belong to, even when a pipeline rebinds the portal.
+        self.portal_plans: dict[str, Any] = {}                  # set when Describe P is answered
+        self.described: set[str] = set()                        # portals described since their Bind
         self.columns: dict[tuple[int, int], tuple[str, str]] = {}   # (table oid, attnum) -> table, column
         # Volume limits: rows of limited statements are counted; past a limit they stop and the
         # pump cancels the query upstream (`cancel_upstream`).
@@ -372,15 +374,26 @@ class PgRelay:
                 if not self.discarding:
                     if code == _E:
                         portal = _cstring_at(message, 5)[0]
+                        if self.masker is not None and portal not in self.described:
+                            # No Describe since its Bind: ask ourselves, so its rows have a plan.
+                            self.described.add(portal)
+                            pending.append(Pending(Wait.DESCRIBE, kind="P", name=portal, internal=True))
+                            out.append(b"D" + (len(portal.encode("utf-8", "surrogateescape")) + 6).to_bytes(4, "big")
+                                       + b"P" + portal.encode("utf-8", "surrogateescape") + b"\0")
                         entry = Pending(Wait.EXECUTE, name=portal, plan=_UNRESOLVED)
                         known = self.portals.get(portal)
-                        if self.recording and known is not None:
-                            entry.record = self._new_record(known[0], "extended", known[1],
-                                                            self._params(known[2], known[3]))
-                        if known is not None and known[1].limits is not None and known[1].allowed:
-                            self._limit(entry, known[1].limits)
+                        if known is not None:
+                            entry.counts = known[4]
+                            if self.recording:
+                                entry.record = self._new_record(known[0], "extended", known[1],
+                                                                self._params(known[2], known[3]))
+                            if known[1].limits is not None and known[1].allowed:
+                                self._limit(entry, known[1].limits)
                     else:
-                        entry = Pending(Wait.DESCRIBE, kind=chr(message[5]), name=_cstring_at(message, 6)[0])
+                        kind, name = chr(message[5]), _cstring_at(message, 6)[0]
+                        if kind == "P":
+                            self.described.add(name)
+                        entry = Pending(Wait.DESCRIBE, kind=kind, name=name)
                     pending.append(entry)
                 out.append(message)
             elif code in _EXTENDED:
@@ -455,19 +468,18 @@ class PgRelay:
         is judged again under the new ones."""
         portal, end = _cstring_at(message, 5)
         name, _ = _cstring_at(message, end)
-        if self.masker is not None:
-            self.portal_plans.pop(portal, None)
-            self.portal_statements[portal] = (name, Bind.decode(message[5:]).result_formats)
+        self.described.discard(portal)
         known = self.statements.get(name)
         if known is None:
+            self.portals.pop(portal, None)
             return message
         sql, version, decision, types = known
-        self.portals[portal] = (sql, decision, message, types)
+        self.portals[portal] = (sql, decision, message, types, [0, 0])
         if self.judge is None or version == self.judge.version:
             return message
         decision = self._decide(lambda: self.judge.parse(sql, name), sql)
         self.statements[name] = (sql, self.judge.version, decision, types)
-        self.portals[portal] = (sql, decision, message, types)
+        self.portals[portal] = (sql, decision, message, types, [0, 0])
         if self.recording and not decision.allowed:
             entry.record = self._new_record(sql, "extended", decision)
 
@@ -650,8 +662,12 @@ class PgRelay:
             elif code == _ROWDESC and self.masker is not None:
                 self._row_description(message)
                 if pending and pending[0].wait is Wait.DESCRIBE:
-                    pending.popleft()
+                    if pending.popleft().internal:
+                        continue                      # the answer to our own Describe
                 out.append(message)
+            elif (code == _COPY_DATA and self._limited and pending and pending[0].limits is not None
+                  and not self._within_limits(pending[0], message)):
+                continue                              # COPY TO rows count against limits too
             elif code in _MASKED_MESSAGES and self.masker is not None:
                 out.append(self._masked_message(code, message))
             elif code in _POPS:
@@ -667,6 +683,10 @@ class PgRelay:
                         pending.popleft()
                         if head.record is not None:
                             self._finish(head.record)
+                        if head.internal:
+                            if code == _NODATA:
+                                self.portal_plans[head.name] = None
+                            continue
                 out.append(message)
             elif code == _KEYDATA:
                 body = message[5:]
@@ -703,13 +723,16 @@ class PgRelay:
         limits = entry.limits
         if limits is _REFUSED:
             return True
-        entry.rows += 1
-        entry.bytes += len(message)
+        counts = entry.counts
+        if counts is None:
+            counts = entry.counts = [0, 0]
+        counts[0] += 1
+        counts[1] += len(message)
         if limits.max_session_bytes is not None:
             self.session_bytes += len(message)
-        if limits.max_rows is not None and entry.rows > limits.max_rows:
+        if limits.max_rows is not None and counts[0] > limits.max_rows:
             why = f"more than {limits.max_rows} rows"
-        elif limits.max_bytes is not None and entry.bytes > limits.max_bytes:
+        elif limits.max_bytes is not None and counts[1] > limits.max_bytes:
             why = f"more than {limits.max_bytes} bytes"
         elif limits.max_session_bytes is not None and self.session_bytes > limits.max_session_bytes:
             why = f"more than {limits.max_session_bytes} bytes in this session"
@@ -774,25 +797,10 @@ class PgRelay:
         if head is not None and head.wait is Wait.DESCRIBE:
             if head.kind == "P":
                 self.portal_plans[head.name] = self.masker.plan(self._columns(fields))
-            else:
-                self.statement_fields[head.name] = fields
+            # Describe S: the statement's columns, formats not yet chosen; the portal's own
+            # Describe (the client's or ours) gives the plan its rows use.
         else:
             self.query_plan = self.masker.plan(self._columns(fields))
-
-    def _portal_plan(self, portal: str):
-        if portal in self.portal_plans:
-            return self.portal_plans[portal]
-        statement, formats = self.portal_statements.get(portal, (None, ()))
-        fields = self.statement_fields.get(statement)
-        if fields is None:
-            return None
-        n = len(fields)
-        formats = formats if len(formats) == n else (formats * n if len(formats) == 1 else (0,) * n)
-        plan = self.masker.plan(self._columns(f.__class__(f.name, f.table_oid, f.column, f.type_oid,
-                                                          f.type_size, f.type_modifier, fmt)
-                                              for f, fmt in zip(fields, formats)))
-        self.portal_plans[portal] = plan
-        return plan
 
     def _masked_row(self, message: bytes) -> bytes:
         if self.masker is None:
@@ -800,7 +808,7 @@ class PgRelay:
         head = self.pending[0] if self.pending else None
         if head is not None and head.wait is Wait.EXECUTE:
             if head.plan is _UNRESOLVED:
-                head.plan = self._portal_plan(head.name)
+                head.plan = self.portal_plans.get(head.name)
             plan = head.plan
         else:
             plan = self.query_plan

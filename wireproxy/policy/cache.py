@@ -1,12 +1,14 @@
 """Bounded LRUs of SQL facts, with hit/miss counters.
 
-Two levels. By (dialect, SQL text): a repeated statement costs one dict lookup. By shape (the
-parse tree with constants blanked, PostgreSQL only): a statement that differs from one seen
-before only in its constants costs one C-level parse and no tree walk, provided the facts did
-not depend on any constant's value (see pgfacts.shape_key). Parse failures are cached too, so
-a client repeating a bad statement costs one parse. Bounded by entry count and by the total
-length of the cached texts, so huge distinct statements cannot make the cache grow without
-limit.
+Levels. By (dialect, SQL text): a repeated statement costs one dict lookup. By shape,
+PostgreSQL only (facts.extract): a statement that differs from one seen before only in its
+literals costs PostgreSQL's C-level normalize() and no parse, when it is a plain
+SELECT/INSERT/UPDATE/DELETE whose facts ignored every literal (pgfacts.normalized_shareable);
+otherwise one parse and no tree walk, keyed by the parse tree with constants' values blanked,
+when the facts ignored every constant's value (pgfacts.shape_key). Parse failures are cached
+too, so a client repeating a bad statement costs one parse. Bounded by entry count and by the
+total length of the cached texts, so huge distinct statements cannot make the cache grow
+without limit.
 """
 
 from __future__ import annotations

@@ -8,21 +8,25 @@
     judge.close(name)                     # extended-protocol Close of a statement
     judge.function("pg_catalog.lo_export")  # FunctionCall, by resolved function name
     policy.judge_sql(sql, dialect="postgres", user=None, tool=None, model=None)  # HTTP/MCP, check
-    policy.cache_stats()                  # {"hits", "misses", "size", "decisions"}
+    policy.cache_stats()                  # {"hits", "misses", "size", "shape_hits", "decisions"}
 
 How a decision is made: every statement of the text and every statement nested in it (facts.py)
 is matched against every SQL rule that applies to the context (user, tool, model); the most
 restrictive matching action wins, ties going to the rule whose own action is stronger, then to
-the earlier rule; a rule in an audit-mode file counts as audit (`Decision.would` keeps what it would have done). No match: allow. Empty text:
-allow. Unparseable text: block as `parse-error` (audit when on_parse_error = "allow").
-Anything going wrong inside wireproxy: block as `internal-error`, whatever the rule files say.
+the earlier rule; a rule in an audit-mode file counts as audit (`Decision.would` keeps what it
+would have done). Rules with max_* keys do not decide: they ride along as `Decision.limits`.
+No match: allow. Empty text: allow. Unparseable text: block as `parse-error` (audit when
+on_parse_error = "allow"). Anything going wrong inside wireproxy: block as `internal-error`,
+whatever the rule files say.
 
-The hot path: a decision is cached by (text, user, dialect, tool, model) until the rule set is
-swapped, so a repeated statement costs two dict operations. Facts are cached separately by
-text (cache.py). Statements that depend on the session (PREPARE, EXECUTE, DEALLOCATE) skip the
-decision cache and are resolved against the session's prepared names: `EXECUTE p` is judged as
-the statement `p` was prepared as; a name the session never prepared cannot be judged and is
-treated like a parse error (`unknown-prepared-statement`).
+The hot path: a decision is cached by (text, user[, dialect, tool, model]) until the rule set
+is swapped, so a repeated statement costs two dict operations (measured ~0.3-0.5 us). Facts are
+cached by text, and by parse-tree shape for texts that differ only in constants (cache.py), and
+decisions by facts object, so `... WHERE aid = 48213` after `... WHERE aid = 1` costs one C
+parse and no tree walk. Statements that depend on the session (PREPARE, EXECUTE, DEALLOCATE)
+skip the decision cache and are resolved against the session's prepared names: `EXECUTE p` is
+judged as the statement `p` was prepared as; a name the session never prepared cannot be judged
+and is treated like a parse error (`unknown-prepared-statement`).
 """
 
 from __future__ import annotations
@@ -252,27 +256,29 @@ def _resolve_prepared(compiled: _Compiled, facts: QueryFacts, user, tool, model,
 class SessionJudge:
     """Judges one client connection's statements; remembers its prepared-statement names."""
 
-    __slots__ = ("_policy", "user", "prepared")
+    __slots__ = ("_policy", "user", "prepared", "standard_conforming_strings")
 
     def __init__(self, policy: Policy, user: str | None):
         self._policy = policy
         self.user = user
         self.prepared: dict[str, tuple[StatementFacts, ...]] = {}
+        # The server's standard_conforming_strings (from ParameterStatus). wireproxy parses as
+        # PostgreSQL does with it on (the default since 9.1); with it off, a backslash in a
+        # '...' literal lexes differently on the server, so text with one cannot be judged.
+        self.standard_conforming_strings = True
 
     @property
     def version(self) -> int:
         """The rules' version: changes on every reload, so the relay re-judges old statements."""
         return self._policy.version
 
-    @property
-    def version(self) -> int:
-        """The policy's rule-set version: it changes when the rules are swapped (reload)."""
-        return self._policy.version
-
     def query(self, sql: str) -> Decision:
         """A simple-protocol Query: the whole string, every statement in it."""
         try:
             policy = self._policy
+            if not self.standard_conforming_strings and "\\" in sql:
+                return policy._compiled.unjudgeable(
+                    PARSE_ERROR, "a backslash with standard_conforming_strings off cannot be judged")
             key = (sql, self.user)
             decisions = policy._decisions
             cached = decisions.get(key)

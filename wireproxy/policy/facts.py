@@ -23,8 +23,6 @@ too deep to walk) is a SqlParseError with `internal=True`: the engine blocks tho
 
 from __future__ import annotations
 
-from pglast.parser import normalize
-
 from dataclasses import dataclass
 
 # Statement kinds (DESIGN.md's vocabulary).
@@ -120,6 +118,7 @@ class QueryFacts:
     statements: tuple[StatementFacts, ...]   # in order; nested ones follow their statement
     stateful: bool = False                   # PREPARE/EXECUTE/DEALLOCATE: the session must look
     dialect: str = "postgres"
+    kind_free: bool = False                  # (cache) no constant's value or kind was looked at
 
     def to_list(self) -> list[dict]:
         return [s.to_dict() for s in self.statements]
@@ -153,20 +152,15 @@ def extract(sql: str, dialect: str | None = "postgres", shapes=None) -> QueryFac
             pg = _pgfacts or _load_pgfacts()
             if shapes is None:
                 return pg.extract_pg(sql, pg.parse_pg(sql))[0]
-            # First the text with its constants replaced by PostgreSQL's own lexer (C-level,
-            # no tree): a text that differs from a shareable one only in constants costs no
-            # parse. Only for texts without "$": a written $n parameter could otherwise share a
-            # normalized form with a constant in its place.
-            normalized = None
-            if "$" not in sql:
-                try:
-                    normalized = "n:" + normalize(sql)
-                except Exception:      # the parse below reports what is wrong with it
-                    normalized = None
-                if normalized is not None:
-                    facts = shapes.get(normalized)
-                    if facts is not None:
-                        return facts
+            # First PostgreSQL's own normalization (literals replaced by $n, C-level, no tree):
+            # a text differing from a known one only in literals costs no parse. Only texts
+            # whose facts provably hold for every such variant are stored under it (see
+            # pgfacts.normalized_shareable); everything else goes by the parse tree's shape.
+            normalized = pg.normalized_key(sql)
+            if normalized is not None:
+                facts = shapes.get(normalized)
+                if facts is not None:
+                    return facts
             raw = pg.parse_pg(sql)
             key = pg.shape_key(raw)
             facts = shapes.get(key)
@@ -174,8 +168,8 @@ def extract(sql: str, dialect: str | None = "postgres", shapes=None) -> QueryFac
                 facts, shareable = pg.extract_pg(sql, raw)
                 if shareable:
                     shapes.put(key, facts)
-                    if normalized is not None:
-                        shapes.put(normalized, facts)
+            if normalized is not None and pg.normalized_shareable(raw, normalized, facts):
+                shapes.put(normalized, facts)
             return facts
         from wireproxy.policy.sqlglotfacts import extract_sqlglot
         return extract_sqlglot(sql, dialect.lower())

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 
-from pglast.parser import ParseError, parse_plpgsql_json, parse_sql_json
+from pglast.parser import ParseError, normalize, parse_plpgsql_json, parse_sql_json
 
 from wireproxy.policy.facts import QueryFacts, SqlParseError, StatementFacts
 
@@ -59,6 +59,9 @@ _FUNC_DEFELEMS = frozenset({"function", "procedure", "sfunc", "finalfunc", "comb
                             "serialfunc", "deserialfunc", "msfunc", "minvfunc", "mfinalfunc",
                             "restrict", "join", "subtype_diff", "canonical"})
 _NOT_NESTED = frozenset({"SelectStmt", "ReturnStmt", "VariableSetStmt", "PLAssignStmt"})
+# Nodes with nothing a rule looks at below them: the walk does not descend.
+_LEAVES = frozenset({"String", "A_Const", "Integer", "Float", "Boolean", "BitString", "ParamRef",
+                     "A_Star", "ColumnRef", "TypeName", "SQLValueFunction", "SetToDefault"})
 _TABLE_XML = frozenset({"table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema"})
 
 
@@ -165,16 +168,50 @@ def shape_key(raw: str) -> str:
 
 def extract_pg(sql: str, raw: str | None = None) -> tuple[QueryFacts, bool]:
     """Facts of `sql` (its JSON tree `raw` when already parsed), and whether they hold for
-    every text of the same shape (no constant's value was looked at)."""
+    every text of the same shape (no constant's value was looked at). `facts.kind_free` says
+    whether they ignored even the kinds of constants (number, string, NULL...), which a
+    normalized text does not keep (see normalized_shareable)."""
     if raw is None:
         raw = parse_pg(sql)
     out: list[_Acc] = []
-    before = _reads[0]
+    before, kinds_before = _reads[0], _kind_reads[0]
     _Extractor(sql, out, 0, frozenset()).run(None, "", fold_select=False, raw=raw)
     shareable = _reads[0] == before
+    kind_free = shareable and _kind_reads[0] == kinds_before
     statements = tuple(a.freeze() for a in out)
     stateful = any(s.kind in ("prepare", "execute") or "deallocate" in s.flags for s in statements)
-    return QueryFacts(statements, stateful, "postgres"), shareable
+    return QueryFacts(statements, stateful, "postgres", kind_free), shareable
+
+
+def normalized_key(sql: str) -> str | None:
+    """PostgreSQL's own normalization of `sql` (libpg_query, as pg_stat_statements does it):
+    each literal replaced by $n, without building a tree. None when it cannot be used: the text
+    holds a `$` (a written parameter could share a form with a literal), or does not parse."""
+    if "$" in sql:
+        return None
+    try:
+        return "n:" + normalize(sql)
+    except Exception:  # the full parse reports what is wrong
+        return None
+
+
+_NORMALIZABLE = frozenset({"select", "insert", "update", "delete"})
+
+
+def normalized_shareable(raw: str, key: str, facts: QueryFacts) -> bool:
+    """May `facts` be shared by every text with the normalized form `key`?
+
+    normalize() replaces more than the constants of the tree (DO and function bodies, SET
+    values, passwords: `DO 'harmless'` and `DO 'DELETE ...'` normalize alike) and skips some
+    (type modifiers), and a $n keeps neither a constant's value nor its kind (`LIMIT ALL` and
+    `LIMIT 5` both become `LIMIT $1`). So only plain SELECT/INSERT/UPDATE/DELETE trees whose
+    facts ignored every constant's value and kind, with no options and no type modifiers, and
+    where the placeholders are exactly the tree's constants, one for one."""
+    if not facts.kind_free or '"DefElem"' in raw or '"typmods"' in raw:
+        return False
+    if not facts.statements or any(s.kind not in _NORMALIZABLE for s in facts.statements):
+        return False
+    return key.count("$") == raw.count('{"A_Const":{')
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,6 +242,7 @@ def _rv_name(rv: dict) -> str:
 # shape_key), so the cache can share them: pgbench's `... WHERE aid = 48213` is judged once.
 # A global counter is safe even with threads: a read is never missed, at worst over-counted.
 _reads = [0]
+_kind_reads = [0]   # reads of a constant's kind only (NULL or not): the JSON shape keeps kinds
 
 
 def _const(node) -> object:
@@ -537,9 +575,8 @@ class _Truth:
                         names = names[-1:]
                     return ("col", tuple(names))
                 if "A_Const" in v:
-                    c = v["A_Const"]
                     if not values:
-                        return ("const", tuple(k for k in c if k != "location"))
+                        return ("const",)   # kind-blind too: a normalized text keeps no kinds
                     _reads[0] += 1
             return tuple(sorted((k, self.canon(x, values)) for k, x in v.items() if k != "location"))
         if type(v) is list:
@@ -637,13 +674,15 @@ class _Truth:
                 for expr, other in ((left, right), (right, left)):
                     if self.depends_on_row(other):
                         continue
+                    t = self.truth(expr)  # structural first: `aid = 5` reads no constant
+                    if t not in (TRUE, FALSE):
+                        continue
                     try:
                         value = _ConstEval.truthy(other)
                     except (_NotConst, ValueError, TypeError, ArithmeticError):
                         continue
-                    t = self.truth(expr)
-                    if value is None or t not in (TRUE, FALSE):
-                        return FALSE if value is None else ROW
+                    if value is None:
+                        return FALSE
                     equal = (t == TRUE) == value
                     return TRUE if equal == (op == "=") else FALSE
             return ROW
@@ -869,6 +908,8 @@ class _Extractor:
                 for key in value:
                     break
                 if key[:1].isupper():
+                    if key in _LEAVES:
+                        continue
                     body = value[key]
                     if type(body) is not dict:
                         continue
@@ -1035,7 +1076,11 @@ def _h_select(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
         ex.target(into["rel"], acc)
     limit = b.get("limitCount")
     if limit is not None:  # LIMIT ALL is a NULL constant (its null-ness is part of the shape)
-        acc.has_limit = not (type(limit) is dict and (limit.get("A_Const") or {}).get("isnull"))
+        if type(limit) is dict and "A_Const" in limit:
+            _kind_reads[0] += 1
+            acc.has_limit = not limit["A_Const"].get("isnull")
+        else:
+            acc.has_limit = True
     ex.walk(b, acc, scope)
 
 
