@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from protocols.postgres import (RAW, Bind, CancelRequest, DataRow, ErrorResponse, Framer,
                                 FunctionCall, GSSENCRequest, NoticeResponse, NotificationResponse,
+                                ParameterStatus,
                                 Parse, ProtocolError, Query, RemoteProtocolError, RowDescription,
                                 SSLRequest, StartupMessage, decode_startup)
 from protocols.postgres.wire import frame
@@ -42,7 +43,7 @@ _COPY_DATA, _COPY_DONE, _COPY_FAIL = ord("d"), ord("c"), ord("f")
 _ROW, _READY, _ERROR, _COMPLETE, _EMPTY, _SUSPENDED = (ord(c) for c in "DZECIs")
 _PARSE_OK, _BIND_OK, _CLOSE_OK = ord("1"), ord("2"), ord("3")
 _ROWDESC, _NODATA, _PARAMDESC = ord("T"), ord("n"), ord("t")
-_KEYDATA, _AUTH = ord("K"), ord("R")
+_KEYDATA, _AUTH, _PARAMSTATUS = ord("K"), ord("R"), ord("S")
 
 SERVER_MAX_MESSAGE_SIZE = 1 << 30 | 1 << 20   # a value may be 1 GB; allow its framing too
 _SERVER_PASSTHROUGH = frozenset({_ROW, _COPY_DATA})
@@ -688,12 +689,22 @@ class PgRelay:
                                 self.portal_plans[head.name] = None
                             continue
                 out.append(message)
+            elif code == _PARAMSTATUS and self.judge is not None:
+                self._parameter_status(message)
+                out.append(message)
             elif code == _KEYDATA:
                 body = message[5:]
                 self.backend_key = (int.from_bytes(body[:4], "big"), bytes(body[4:]))
                 out.append(message)
             else:
                 out.append(message)
+
+    def _parameter_status(self, message: bytes) -> None:
+        """With standard_conforming_strings off, a backslash in '...' escapes on the server:
+        the judge must read strings the way the server will."""
+        status = ParameterStatus.decode(message[5:])
+        if status.name == "standard_conforming_strings":
+            self.judge.standard_conforming_strings = status.value == "on"
 
     def _lookup_reply(self, code: int, message: bytes) -> None:
         """The answer to our own catalog query: read, never forwarded."""

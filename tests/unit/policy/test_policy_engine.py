@@ -388,3 +388,54 @@ def test_other_dialects_through_judge_sql():
     assert p.judge_sql("DELETE FROM `t` WHERE 1", dialect="mysql").rule_id == "no-unbounded"
     assert p.judge_sql("DELETE FROM t WHERE id = 3", dialect="mysql").rule_id == "approve-deletes"
     assert p.judge_sql("SELECT 1", dialect="no-such-dialect").rule_id == "parse-error"
+
+
+def test_backslashes_cannot_be_judged_without_standard_conforming_strings():
+    p = policy_of(RULES)
+    judge = p.session("u")
+    sql = "SELECT 'a\\'; DELETE FROM t; -- '"
+    judge.standard_conforming_strings = False
+    d = judge.query(sql)
+    assert d.action == Action.BLOCK and d.rule_id == "parse-error"
+    assert judge.query("SELECT 1").action == Action.ALLOW
+    judge.standard_conforming_strings = True
+    assert judge.query("SELECT 'a\\b'").action == Action.ALLOW
+
+
+@pytest.mark.parametrize("first, second", [
+    # PostgreSQL's normalize() turns both into `DO $1` / `... AS $1`: not the same facts
+    ("DO 'BEGIN NULL; END'", "DO 'BEGIN DELETE FROM t; END'"),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'select 1'",
+     "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'delete from t'"),
+    ("CREATE FUNCTION f(a varchar(10)) RETURNS void LANGUAGE sql AS 'select 1'",
+     "CREATE FUNCTION f(a varchar(10)) RETURNS void LANGUAGE sql AS 'delete from t'"),
+    # same $n, different kinds of constant
+    ("DELETE FROM t WHERE id + 1 = id + 'x'", "DELETE FROM t WHERE id + 1 = id + 1"),
+    ("UPDATE t SET a = 1 WHERE 1 = 'a'", "UPDATE t SET a = 1 WHERE 1 = 1"),
+])
+def test_literal_variants_are_never_judged_by_a_cached_sibling(first, second):
+    p = policy_of(RULES)
+    judge = p.session("u")
+    judge.query(first)
+    judge.query(first.replace("'", "'", 1))
+    assert judge.query(second).action == Action.BLOCK, second
+    assert policy_of(RULES).session("u").query(second).action == Action.BLOCK
+
+
+def test_limit_all_and_limit_n_differ_through_caches():
+    p = policy_of(RULES)
+    judge = p.session("u")
+    assert not judge.query("SELECT * FROM t LIMIT ALL").facts[0].has_limit
+    assert judge.query("SELECT * FROM t LIMIT 5").facts[0].has_limit
+    assert not judge.query("SELECT * FROM t LIMIT ALL ").facts[0].has_limit
+    assert judge.query("SELECT * FROM t LIMIT NULL").facts[0].has_limit is False
+
+
+def test_normalized_sharing_for_plain_statements():
+    p = policy_of(RULES)
+    judge = p.session("u")
+    judge.query("SELECT abalance FROM pgbench_accounts WHERE aid = 1")
+    before = p.cache_stats()
+    judge.query("SELECT abalance FROM pgbench_accounts WHERE aid = 2")
+    after = p.cache_stats()
+    assert after["shape_hits"] == before["shape_hits"] + 1

@@ -229,6 +229,7 @@ def test_no_where(sql):
     "$1", "$1::bool", "id = 5 OR $2", "now() > '2000-01-01'", "random() < 2", "(SELECT true)",
     "EXISTS (SELECT 1)", "EXISTS (SELECT 1 FROM u WHERE u.flag)", "current_user = 'bob'",
     "E'\\x74' = 't'", "$$a$$ = 'a'", "'a' || 'b' = 'ab'", "coalesce(null, true)",
+    "(id = id) = true", "true = (id = id)", "(id <> id) = false", "(id <> id) <> true", "(id = id) = 't'",
 ])
 def test_tautological_where(where):
     st = one(f"DELETE FROM t WHERE {where}")
@@ -242,7 +243,8 @@ def test_tautological_where(where):
     "name LIKE 'a%'", "id = 5 AND true", "id = 5 OR false", "id = id + 1", "id <> id OR id = 3",
     "id IN (SELECT uid FROM banned)", "EXISTS (SELECT 1 FROM u WHERE u.tid = t.id)",
     "CURRENT OF c", "1 = 2", "false", "NOT true", "null", "id = 5 AND 1 = 1", "lower(name) = 'bob'",
-    "id = ANY($1)", "flag", "NOT flag", "(id = 5) IS TRUE", "t.id = 7",
+    "id = ANY($1)", "flag", "NOT flag", "(id = 5) IS TRUE", "t.id = 7", "(id = id) = false",
+    "(id = 5) = true", "(id = id) = null",
 ])
 def test_bounded_where(where):
     st = one(f"DELETE FROM t WHERE {where}")
@@ -502,6 +504,7 @@ def test_deep_nesting_is_bounded():
     ("CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'x')", "foreign_data"),
     ("IMPORT FOREIGN SCHEMA public FROM SERVER s INTO local", "foreign_data"),
     ("CREATE FOREIGN TABLE ft (a int) SERVER s", "foreign_data"),
+    ("CREATE SUBSCRIPTION sub CONNECTION 'host=x' PUBLICATION p", "foreign_data"),
     ("DO LANGUAGE plpython3u $$ import os $$", "opaque_code"),
     ("CREATE FUNCTION f() RETURNS int LANGUAGE c AS '/tmp/x.so', 'f'", "opaque_code"),
     ("CREATE FUNCTION f(text) RETURNS text LANGUAGE internal AS 'pg_read_file_off_len'", "opaque_code"),
