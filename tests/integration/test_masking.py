@@ -837,12 +837,6 @@ def test_max_rows_on_copy_to(pg, proxies):
                     pass
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a cursor escapes a select limit: DECLARE c CURSOR FOR SELECT ... is kind \"other\""
-    " (policy/pgfacts.py:1051 _kind_of: DeclareCursorStmt falls through), so"
-    " statements = [\"select\"] limits never attach to it, and FETCH FROM c names no table, so"
-    " its rows are never counted against the cursor's query: 5000 rows of a max_rows = 1000"
-    " query come through two FETCHes"))
 def test_max_rows_holds_for_cursor_fetches(pg, proxies):
     script = (f"begin;\ndeclare c cursor for select * from {SCHEMA}.million;\n"
               "fetch 2500 from c;\nfetch 2500 from c;\ncommit;\n")

@@ -241,6 +241,7 @@ class PgRelay:
         # Volume limits: rows of limited statements are counted; past a limit they stop and the
         # pump cancels the query upstream (`cancel_upstream`).
         self.session_bytes = 0
+        self.cursors: dict[str, tuple[Any, list]] = {}   # cursor -> (limits, [rows, bytes])
         self.cancel_upstream = False
         self._limited = 0                 # pending entries that carry limits
         self._lookup_rows: list[tuple] = []
@@ -388,8 +389,8 @@ class PgRelay:
                             if self.recording:
                                 entry.record = self._new_record(known[0], "extended", known[1],
                                                                 self._params(known[2], known[3]))
-                            if known[1].limits is not None and known[1].allowed:
-                                self._limit(entry, known[1].limits)
+                            if known[1].limits is not None or self.cursors:
+                                self._statement_limits(known[1], entry)
                     else:
                         kind, name = chr(message[5]), _cstring_at(message, 6)[0]
                         if kind == "P":
@@ -448,8 +449,8 @@ class PgRelay:
         decision = self._decide(lambda: self.judge.query(sql), sql)
         if self.recording:
             entry.record = self._new_record(sql, "simple", decision)
-        if decision.limits is not None and decision.allowed:
-            self._limit(entry, decision.limits)
+        if decision.limits is not None or self.cursors:
+            self._statement_limits(decision, entry)
         return self._enforce(decision, entry, sql, "simple", message,
                              lambda: Query(_unparseable(decision.rule_id)).encode())
 
@@ -716,6 +717,22 @@ class PgRelay:
             self.to_client.append(message)       # asynchronous messages (notifications) belong to the client
 
     # ---------------------------------------------------------------------- volume limits --
+
+    def _statement_limits(self, decision, entry: Pending) -> None:
+        """Attach the volume limits a statement runs under. A cursor's limits come from its
+        query at DECLARE and hold across all its FETCHes, with one count."""
+        if not decision.allowed:
+            return
+        limits, counts = decision.limits, None
+        for st in decision.facts or ():
+            if "cursor" in st.flags and limits is not None:
+                self.cursors[st.name] = (limits, [0, 0])
+            elif "fetch" in st.flags and st.name in self.cursors:
+                limits, counts = self.cursors[st.name]
+        if limits is not None:
+            self._limit(entry, limits)
+            if counts is not None:
+                entry.counts = counts
 
     def _limit(self, entry: Pending, limits) -> None:
         entry.limits = limits

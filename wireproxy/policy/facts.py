@@ -59,6 +59,9 @@ FLAGS: dict[str, str] = {
     "drop_column": "ALTER TABLE ... DROP COLUMN",
     "deallocate": "DEALLOCATE or DISCARD ALL (forgets prepared statements)",
     "fastpath": "a FunctionCall protocol message (judged as SELECT function(...))",
+    "cursor": "DECLARE name CURSOR FOR <query>: the query is judged as a statement of its own "
+              "(its volume limits follow the cursor's FETCHes); `name` is the cursor",
+    "fetch": "FETCH or MOVE from the cursor `name`",
 }
 
 

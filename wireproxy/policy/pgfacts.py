@@ -1304,6 +1304,23 @@ def _h_prepare(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     ex.walk(b, acc, scope, skip=("query",))
 
 
+def _h_declare(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
+    acc.name = b.get("portalname") or ""
+    acc.flags.add("cursor")
+    query = b.get("query")
+    if type(query) is dict and len(query) == 1:
+        key, body = _unwrap(query)
+        start = len(ex.out)
+        ex.statement(key, body, f"DECLARE {acc.name}", scope)
+        acc.inner = [a for a in ex.out[start:]]
+    ex.walk(b, acc, scope, skip=("query",))
+
+
+def _h_fetch(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
+    acc.name = b.get("portalname") or ""
+    acc.flags.add("fetch")
+
+
 def _h_execute(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     acc.name = b.get("name") or ""
     ex.walk(b, acc, scope)
@@ -1401,6 +1418,7 @@ _HANDLERS = {
     "CreateSubscriptionStmt": _h_foreign, "AlterSubscriptionStmt": _h_foreign,
     "ExplainStmt": _h_explain, "PrepareStmt": _h_prepare, "ExecuteStmt": _h_execute,
     "DeallocateStmt": _h_deallocate, "DiscardStmt": _h_discard,
+    "DeclareCursorStmt": _h_declare, "FetchStmt": _h_fetch,
     "CreateTableAsStmt": _h_create_table_as, "CallStmt": _h_call,
     "AlterDefaultPrivilegesStmt": _h_default_privileges, "CreateSchemaStmt": _h_schema,
     "RuleStmt": _h_rule, "CreateTrigStmt": _h_trigger, "CreateEventTrigStmt": _h_trigger,

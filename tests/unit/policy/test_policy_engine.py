@@ -439,3 +439,17 @@ def test_normalized_sharing_for_plain_statements():
     judge.query("SELECT abalance FROM pgbench_accounts WHERE aid = 2")
     after = p.cache_stats()
     assert after["shape_hits"] == before["shape_hits"] + 1
+
+
+def test_declare_cursor_judges_its_query_and_carries_its_limits():
+    policy = Policy(parse_rules('[[rule]]\nid = "cap"\naction = "block"\nstatements = ["select"]\n'
+                                'tables = ["users"]\nmax_rows = 10\n\n[[rule]]\nid = "no-drop"\n'
+                                'action = "block"\nstatements = ["drop"]\n'))
+    judge = policy.session("alice")
+    declare = judge.query("DECLARE c CURSOR WITH HOLD FOR SELECT * FROM users")
+    assert declare.allowed and declare.limits.max_rows == 10
+    assert [(s.kind, s.name, "cursor" in s.flags) for s in declare.facts][0] == ("other", "c", True)
+    fetch = judge.query("FETCH 100 FROM c")
+    assert [(s.name, "fetch" in s.flags) for s in fetch.facts] == [("c", True)]
+    # a cursor over a statement a rule forbids is forbidden like the statement itself
+    assert judge.query("DECLARE d CURSOR FOR SELECT 1 FROM users; DROP TABLE users").blocked
