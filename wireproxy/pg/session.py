@@ -21,6 +21,7 @@ from .cancel import CancelRegistry, send_cancel
 from .relay import Phase, PgRelay
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+_CLOSED = Phase.CLOSED
 
 
 class PgSession:
@@ -87,14 +88,19 @@ class PgSession:
 
     async def _client_pump(self) -> None:
         relay = self.relay
+        client = self.client
         server_out = self.server_out
         if relay.to_server:                    # the startup packet
             await self._send_server(relay)
-        while relay.phase is not Phase.CLOSED:
-            data = await self._receive_client()
+        while relay.phase is not _CLOSED:
+            try:
+                data = await client.receive_some(BUFSIZE)
+            except _GONE:
+                data = b""
             if not data:
                 relay.client_eof()
                 break
+            self.bytes_from_client += len(data)
             relay.client_data(data)
             if relay.to_server:
                 chunk = b"".join(relay.to_server)
@@ -116,7 +122,7 @@ class PgSession:
         relay = self.relay
         server = self.server
         try:
-            while relay.phase is not Phase.CLOSED:
+            while relay.phase is not _CLOSED:
                 try:
                     data = await server.receive_some(BUFSIZE)
                 except _GONE:
@@ -144,9 +150,6 @@ class PgSession:
                     self._nursery.start_soon(self._cancel_then_release)
                 if relay.events:
                     self._drain_events()
-                if relay.backend_key is not None and self._registered_key is None:
-                    self._registered_key = relay.backend_key
-                    self.cancels.add(*relay.backend_key, self.listener.upstream)
         finally:
             scope.cancel()
 
@@ -231,6 +234,10 @@ class PgSession:
             elif kind == "decision":
                 log("statement." + event["action"], client=self.peer, user=self._user(),
                     rule=event["rule"], statement=event["statement"], path=event["path"])
+            elif kind == "ready":
+                if self.relay.backend_key is not None and self._registered_key is None:
+                    self._registered_key = self.relay.backend_key
+                    self.cancels.add(*self._registered_key, self.listener.upstream)
             elif kind == "startup":
                 log("connection.open", client=self.peer, user=event["user"], database=event["database"],
                     application_name=event["application_name"], listener=str(self.listener.listen),
