@@ -1295,11 +1295,16 @@ def _h_explain(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
 
 def _h_prepare(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     acc.name = b.get("name") or ""
+    _named_query(ex, b, acc, scope, f"PREPARE {acc.name}")
+
+
+def _named_query(ex: _Extractor, b: dict, acc: _Acc, scope, via: str) -> None:
+    """PREPARE and DECLARE: the query they name is judged as a statement of its own."""
     query = b.get("query")
     if type(query) is dict and len(query) == 1:
         key, body = _unwrap(query)
         start = len(ex.out)
-        ex.statement(key, body, f"PREPARE {acc.name}", scope)
+        ex.statement(key, body, via, scope)
         acc.inner = [a for a in ex.out[start:]]
     ex.walk(b, acc, scope, skip=("query",))
 
@@ -1307,13 +1312,7 @@ def _h_prepare(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
 def _h_declare(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     acc.name = b.get("portalname") or ""
     acc.flags.add("cursor")
-    query = b.get("query")
-    if type(query) is dict and len(query) == 1:
-        key, body = _unwrap(query)
-        start = len(ex.out)
-        ex.statement(key, body, f"DECLARE {acc.name}", scope)
-        acc.inner = [a for a in ex.out[start:]]
-    ex.walk(b, acc, scope, skip=("query",))
+    _named_query(ex, b, acc, scope, f"DECLARE {acc.name}")
 
 
 def _h_fetch(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
