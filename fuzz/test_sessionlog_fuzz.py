@@ -1,6 +1,7 @@
 """Hypothesis properties of the session log format.
 
 - any sequence of records round-trips;
+- the writer's bulk fast path writes the very bytes the general path (json.dumps of a copy) does;
 - any single-byte change anywhere is detected, as tampering;
 - any truncation reads as truncated, never as intact or tampered;
 - the reader never raises, whatever the bytes.
@@ -11,7 +12,9 @@ Short runs by default; WIREPROXY_SLOW=1 runs them long.
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -19,6 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wireproxy.sessionlog import INTACT, TAMPERED, TRUNCATED, Keyring, SessionEncoder, new_session_id, read_log_bytes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "sessionlog"))
+from sessionlog_helpers import general_path_only, twin_encoders  # noqa: E402
 
 SLOW = bool(os.environ.get("WIREPROXY_SLOW"))
 EXAMPLES = 1000 if SLOW else 60
@@ -56,6 +62,30 @@ def test_any_records_round_trip(recs, end):
     assert read.status == (INTACT if end else TRUNCATED)
     assert read.count == len(recs)
     assert [{k: v for k, v in r.items() if k not in ("seq", "ts")} for r in read.records] == recs
+
+
+any_keys = st.text(max_size=12) | st.sampled_from(["seq", "ts", "sql", "result_rows"])
+any_records = st.lists(st.dictionaries(any_keys, json_values | st.binary(max_size=6) | st.floats(), max_size=6),
+                       max_size=8)
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(any_records, st.lists(st.floats(0, 4e9), min_size=8, max_size=8))
+def test_bulk_fast_path_is_byte_identical_to_the_general_path(recs, stamps):
+    fast, general = twin_encoders(PRIVATE.public_key())
+    items = [(rec, stamps[i]) for i, rec in enumerate(recs)]
+    out: list[bytes] = []
+    one = fast.start({"user": "fuzz"})
+    fast.records(items, out)
+    one += b"".join(out) + fast.end({"reason": "closed"}, 0.0)
+    two = general.start({"user": "fuzz"})
+    with general_path_only():
+        for rec, ts in items:
+            two += general.record(rec, ts)
+    two += general.end({"reason": "closed"}, 0.0)
+    assert one == two
+    read = read_log_bytes(one, KEYRING)
+    assert read.status == INTACT and read.count == len(recs)
 
 
 @settings(max_examples=EXAMPLES, **SETTINGS)

@@ -35,6 +35,15 @@ application, upstream, every statement and its outcome — is in encrypted frame
 (so record sizes and counts) are visible; that is the price of a log that can be verified
 frame by frame and cut at a torn record.
 
+The cost of a record: the writer's hot path is `SessionEncoder.records`, a tight loop per
+session and flush that JSON-encodes a record with a reused C encoder (no per-call encoder set-up,
+no copy of the record: `seq` and `ts` are spliced onto the end of the object's JSON text, which
+gives the same bytes `json.dumps({**record, "seq": s, "ts": t})` would), then encrypts, frames
+and chains it. Records it cannot take that way (not a plain dict, a `seq` or `ts` key of their
+own, values the C encoder refuses, lone surrogates, oversized) go the general way, `_bounded`.
+One frame per record is deliberate: a crash or a cut at any frame boundary leaves every record
+before it authenticated and readable, and `verify` names the exact record that was altered.
+
 This module is pure: no files, no clock, no trio. The writer and the reader use it.
 """
 
@@ -47,12 +56,17 @@ import os
 import struct
 import time
 import zlib
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+try:
+    from json.encoder import c_encode_basestring as _c_escape, c_make_encoder as _c_make_encoder
+except ImportError:  # pragma: no cover - no C accelerator (PyPy): the general path does it all
+    _c_escape = _c_make_encoder = None
 
 MAGIC = b"WPSLOG\x00\x01"
 SUFFIX = ".wpl"
@@ -119,20 +133,26 @@ def is_session_id(text: str) -> bool:
 
 
 _iso_second: tuple[int, str] = (-1, "")
+_iso_last: tuple[int, str] = (-1, "")
 
 
 def iso(ts: float | _dt.datetime) -> str:
     """UTC timestamp as ISO 8601 with milliseconds and a Z: 2025-11-25T10:52:01.123Z."""
-    global _iso_second
+    global _iso_second, _iso_last
     if isinstance(ts, _dt.datetime):
         return ts.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     ms = int(ts * 1000)
+    last_ms, text = _iso_last
+    if ms == last_ms:  # many records share a millisecond at full speed
+        return text
     second, millis = divmod(ms, 1000)
     cached, prefix = _iso_second
     if second != cached:  # one formatting per second, not per record
         prefix = _dt.datetime.fromtimestamp(second, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         _iso_second = (second, prefix)
-    return f"{prefix}.{millis:03d}Z"
+    text = f"{prefix}.{millis:03d}Z"
+    _iso_last = (ms, text)
+    return text
 
 
 # --- crypto helpers ------------------------------------------------------------------------
@@ -204,6 +224,13 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_
 _ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, default=_json_default)
 
 
+# The hot path's encoder: the same settings as _ENCODER, made once rather than on every call as
+# JSONEncoder.encode does. No circular-reference markers (shared state, and a cost per container):
+# a cycle ends in RecursionError, and the record then takes the general path, which names it.
+_hot_encoder = (_c_make_encoder(None, _json_default, _c_escape, None, ":", ",", False, False, True)
+                if _c_make_encoder is not None else None)
+
+
 def dumps(obj: Any) -> bytes:
     text = _ENCODER.encode(obj)
     try:
@@ -231,6 +258,7 @@ class SessionEncoder:
         epk, wrapped = wrap_data_key(data_key, public_key, session_id)
         self.preamble = PREAMBLE.pack(MAGIC, session_id, self.key_id, epk, wrapped)
         self._aead = AESGCM(data_key)
+        self._aad_prefix = _LABEL + session_id
         self.chain = chain_start(self.preamble)
         self.seq = 0
         self.ended = False
@@ -251,12 +279,59 @@ class SessionEncoder:
         return self.preamble + self._frame(KIND_HEADER, _bounded(body))
 
     def record(self, entry: dict[str, Any], ts: float) -> bytes:
+        out: list[bytes] = []
+        self.records(((entry, ts),), out)
+        return out[0]
+
+    def records(self, items: Sequence[tuple[dict[str, Any], float]], out: list[bytes], start: int = 0,
+                stop: int | None = None, *, results: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        """Append one frame per `(entry, ts)` of `items[start:stop]` to `out`, in order.
+
+        The same bytes as calling `record` for each, only cheaper. `results`, when given, is
+        applied to each entry that has "result_rows" first (the writer trims them to the
+        session's byte cap there). Should anything raise, the frames of the records before it are
+        in `out` and the encoder stands right after them: `len(out)` tells where to go on from."""
         if self.seq == 0 or self.ended:
             raise RuntimeError("record outside a session")
-        body = dict(entry)
-        body["seq"] = self.seq
-        body["ts"] = iso(ts)
-        return self._frame(KIND_RECORD, _bounded(body))
+        if stop is None:
+            stop = len(items)
+        seq, chain = self.seq, self.chain
+        encrypt = self._aead.encrypt
+        aad_prefix = self._aad_prefix
+        append = out.append
+        encode = _hot_encoder
+        join = "".join
+        pack_nonce, pack_tail, pack_head, pack_crc = _NONCE.pack, _AAD_TAIL.pack, FRAME_HEAD.pack, FRAME_CRC.pack
+        crc32, sha256 = zlib.crc32, hashlib.sha256
+        try:
+            for index in range(start, stop):
+                entry, ts = items[index]
+                plaintext = None
+                if results is not None and "result_rows" in entry:
+                    entry = results(entry)
+                if encode is not None and type(entry) is dict and "seq" not in entry and "ts" not in entry:
+                    try:
+                        text = join(encode(entry, 0))
+                        tail = f'"seq":{seq},"ts":"{iso(ts)}"}}'
+                        plaintext = (text[:-1] + ("," if len(text) > 2 else "") + tail).encode()
+                    except Exception:  # odd values, a cycle, a lone surrogate: the general path
+                        plaintext = None
+                    else:
+                        if len(plaintext) > MAX_RECORD_PLAINTEXT:
+                            plaintext = None
+                if plaintext is None:
+                    body = dict(entry)
+                    body["seq"] = seq
+                    body["ts"] = iso(ts)
+                    plaintext = _bounded(body)
+                ciphertext = encrypt(pack_nonce(seq), plaintext, aad_prefix + pack_tail(seq, KIND_RECORD) + chain)
+                head = pack_head(len(ciphertext), seq, KIND_RECORD)
+                frame = head + pack_crc(crc32(head)) + ciphertext
+                next_chain = sha256(chain + frame).digest()
+                append(frame)
+                chain, seq = next_chain, seq + 1
+        finally:
+            self.seq, self.chain = seq, chain
 
     def end(self, fields: dict[str, Any], ts: float) -> bytes:
         if self.seq == 0 or self.ended:
@@ -272,7 +347,7 @@ def _bounded(body: dict[str, Any]) -> bytes:
     a note saying so (keeping its small fields), never dropped."""
     try:
         data = dumps(body)
-    except (TypeError, ValueError, RecursionError) as exc:
+    except Exception as exc:  # TypeError, ValueError, RecursionError, or a __str__ that raises
         data = None
         note = {"unserialisable": f"{exc.__class__.__name__}: {exc}"[:500]}
     else:

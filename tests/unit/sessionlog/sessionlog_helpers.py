@@ -48,3 +48,30 @@ def frame_spans(data: bytes) -> list[tuple[int, int]]:
 def statements(n: int, marker: str = "") -> list[dict[str, Any]]:
     return [{"sql": f"SELECT {i} /* {marker} */", "protocol": "simple", "decision": "allow", "rules": [],
              "duration_ms": 0.1 * i, "rows": 1, "tag": "SELECT 1"} for i in range(n)]
+
+
+def twin_encoders(public_key, session_id: bytes | None = None, count: int = 2) -> list[SessionEncoder]:
+    """Encoders for one session with the same data key: their bytes can be compared."""
+    from unittest import mock
+
+    from wireproxy.sessionlog import format as fmt
+
+    sid = session_id or new_session_id()
+    data_key = fmt.os.urandom(32)
+    epk_wrapped = fmt.wrap_data_key(data_key, public_key, sid)
+    encoders = []
+    for _ in range(count):
+        with mock.patch.object(fmt.os, "urandom", lambda n: data_key[:n]), \
+                mock.patch.object(fmt, "wrap_data_key", lambda *a: epk_wrapped):
+            encoders.append(SessionEncoder(sid, public_key))
+    return encoders
+
+
+def general_path_only():
+    """A context in which SessionEncoder takes the general (json.dumps of a copy) path for every
+    record: what the fast path must match byte for byte."""
+    from unittest import mock
+
+    from wireproxy.sessionlog import format as fmt
+
+    return mock.patch.object(fmt, "_hot_encoder", None)

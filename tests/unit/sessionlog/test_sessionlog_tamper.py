@@ -8,8 +8,9 @@ import decimal
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from sessionlog_helpers import encode_log, frame_spans, statements
-from wireproxy.sessionlog import INTACT, TAMPERED, TRUNCATED, UNREADABLE, Keyring, read_log_bytes
+from sessionlog_helpers import encode_log, frame_spans, general_path_only, statements, twin_encoders
+from wireproxy.sessionlog import (INTACT, TAMPERED, TRUNCATED, UNREADABLE, Keyring, load_public_key,
+                                  read_log_bytes)
 from wireproxy.sessionlog.format import MAX_RECORD_PLAINTEXT, PREAMBLE
 
 
@@ -224,3 +225,73 @@ def test_altered_key_id_is_tampering_not_a_wrong_key(key_file, keyring):
     damaged[8 + 12] ^= 0xFF  # first byte of the key id
     read = read_log_bytes(bytes(damaged), keyring)
     assert read.status == TAMPERED and read.bad_record == 0
+
+
+# --- the writer's fast path ----------------------------------------------------------------------
+
+
+class _Unprintable:
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+def _odd_records() -> list:
+    loop: list = []
+    loop.append(loop)
+    return [{"sql": "SELECT 1", "rows": 1, "duration_ms": 0.41}, {}, {"seq": 99, "x": 1}, {"ts": "mine"},
+            {"lone": "\ud800 surrogate"}, {"p": [b"\x00\xff", dt.datetime(2025, 1, 2), decimal.Decimal("1.5"), (1, 2)]},
+            {1: "int key", None: 2, True: 3}, {"nan": float("nan"), "inf": float("-inf")},
+            {"u": "ünï ☃ \n\t\"\\ \x00"}, {"big": "x" * (MAX_RECORD_PLAINTEXT + 1)}, {"loop": loop},
+            {"bad": _Unprintable()}, {"nested": {"a": [1, {"b": None}]}}]
+
+
+def test_bulk_fast_path_writes_the_same_bytes_as_the_general_path(key_file, keyring):
+    public = load_public_key(str(key_file) + ".pub")
+    fast, one_by_one, general = twin_encoders(public, count=3)
+    records = _odd_records()
+    ts = 1764067921.1234
+    items = [(rec, ts + i * 0.0004) for i, rec in enumerate(records)]
+    logs = []
+    for enc, mode in ((fast, "bulk"), (one_by_one, "single"), (general, "general")):
+        data = enc.start({"user": "alice"})
+        if mode == "bulk":
+            out: list[bytes] = []
+            enc.records(items, out)
+            data += b"".join(out)
+        elif mode == "single":
+            for rec, at in items:
+                data += enc.record(rec, at)
+        else:
+            with general_path_only():
+                for rec, at in items:
+                    data += enc.record(rec, at)
+        logs.append(data + enc.end({"reason": "closed"}, ts + 1))
+    assert logs[0] == logs[1] == logs[2]
+    read = read_log_bytes(logs[0], keyring)
+    assert read.status == INTACT and read.count == len(records)
+    assert [r["seq"] for r in read.records] == list(range(1, len(records) + 1))
+    assert read.records[2]["x"] == 1 and read.records[3]["ts"] != "mine"
+    assert "unserialisable" in read.records[10] and "no text" in read.records[11]["unserialisable"]
+
+
+def test_bulk_encoding_stops_cleanly_at_a_record_that_raises(key_file, keyring):
+    public = load_public_key(str(key_file) + ".pub")
+    (enc,) = twin_encoders(public, count=1)
+    data = enc.start({"user": "alice"})
+    items = [({"sql": f"SELECT {i}", "result_rows": [[i]]}, 1764067921.0 + i) for i in range(5)]
+
+    def results(entry):
+        if entry["sql"] == "SELECT 2":
+            raise RuntimeError("a bug in the caller's hook")
+        return entry
+
+    out: list[bytes] = []
+    with pytest.raises(RuntimeError):
+        enc.records(items, out, results=results)
+    assert len(out) == 2 and enc.seq == 3          # records 1 and 2 done; the encoder stands after them
+    enc.records(items, out, 3)                     # go on past the bad one
+    data += b"".join(out) + enc.end({"reason": "closed"}, 1764067930.0)
+    read = read_log_bytes(data, keyring)
+    assert read.status == INTACT
+    assert [r["sql"] for r in read.records] == ["SELECT 0", "SELECT 1", "SELECT 3", "SELECT 4"]
+    assert [r["seq"] for r in read.records] == [1, 2, 3, 4]

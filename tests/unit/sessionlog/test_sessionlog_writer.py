@@ -400,3 +400,72 @@ async def test_writer_runs_retention(log_dir, key_file):
         await _start(nursery, log_dir, key_file, retention_max_age=30 * 86400)
         assert not stale.exists()
         nursery.cancel_scope.cancel()
+
+
+# --- the batched encode path ---------------------------------------------------------------------
+
+
+async def test_records_queued_while_a_cycle_runs_are_written_once_and_counted(log_dir, key_file, keyring):
+    """The cycle yields (after each new session's key agreement, and every _SLICE records). What
+    the relay queues meanwhile, even for a session the cycle has not reached yet, goes into the
+    next cycle: written once, counted once, and flush() returns."""
+    async with trio.open_nursery() as nursery:
+        log = await _start(nursery, log_dir, key_file, flush_interval=3600)
+        recs = [log.open_session({**HEADER, "user": f"u{i}"}) for i in range(8)]
+        sent = {rec.id: 0 for rec in recs}
+
+        def send(rec):
+            rec.record({"sql": f"SELECT {sent[rec.id]}"})
+            sent[rec.id] += 1
+
+        for rec in recs:
+            send(rec)                # every session has a header and a record queued
+        last = recs[-1]
+
+        async def relay():
+            for _ in range(6):       # while the cycle works through the sessions before `last`
+                send(last)
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(log.flush)
+            inner.start_soon(relay)
+        with trio.fail_after(5):
+            await log.flush()
+        assert log.pending == 0 and not log.congested
+        assert log.stats["written"] == log.stats["queued"]
+        for rec in recs:
+            rec.close()
+        with trio.fail_after(5):
+            await log.flush()
+        nursery.cancel_scope.cancel()
+    for rec in recs:
+        read = read_session(log_dir / f"{rec.id}{SUFFIX}", keyring)
+        assert read.status == INTACT and read.count == sent[rec.id]
+        assert [r["sql"] for r in read.records] == [f"SELECT {n}" for n in range(sent[rec.id])]
+    assert sent[last.id] == 7
+
+
+async def test_a_record_that_cannot_be_encoded_is_skipped_not_fatal(log_dir, key_file, keyring, caplog):
+    class Unprintable:
+        def __str__(self):
+            raise RuntimeError("no text for you")
+
+    async with trio.open_nursery() as nursery:
+        log = await _start(nursery, log_dir, key_file)
+        rec = log.open_session(HEADER)
+        rec.record({"sql": "SELECT 1"})
+        rec.record(None)  # type: ignore[arg-type]  # not a dict: a bug in the caller
+        rec.record({"sql": "SELECT 2", "odd": Unprintable()})
+        rec.record({"sql": "SELECT 3", "seq": 99, "ts": "mine"})  # the log's own keys win
+        rec.close()
+        await log.flush()
+        nursery.cancel_scope.cancel()
+    assert any("cannot encode" in r.getMessage() for r in caplog.records)
+    read = read_session(log_dir / f"{rec.id}{SUFFIX}", keyring)
+    assert read.status == INTACT and read.count == 3
+    one, two, three = read.records
+    assert [r["seq"] for r in read.records] == [1, 2, 3]
+    assert one["sql"] == "SELECT 1"
+    assert two["sql"] == "SELECT 2" and "no text for you" in two["unserialisable"]
+    assert three["sql"] == "SELECT 3" and three["ts"] != "mine"
