@@ -218,7 +218,6 @@ class PgRelay:
         self.held: list[tuple[int, bytes]] | None = None   # client input waiting (see _hold)
         self._holds = 0
         self._lookup: tuple[FunctionCall, bytes] | None = None
-        self._lookup_name: str | None = None
         self.clock = clock
         # Recording: statement records come out as events {"event": "statement", ...}.
         self.recording = recording

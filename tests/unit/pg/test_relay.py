@@ -5,7 +5,6 @@ The relay is a pure object: these tests feed it bytes and read its outboxes, no 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import pytest
 

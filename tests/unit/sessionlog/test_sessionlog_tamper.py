@@ -240,7 +240,7 @@ def _odd_records() -> list:
     loop.append(loop)
     return [{"sql": "SELECT 1", "rows": 1, "duration_ms": 0.41}, {}, {"seq": 99, "x": 1}, {"ts": "mine"},
             {"lone": "\ud800 surrogate"}, {"p": [b"\x00\xff", dt.datetime(2025, 1, 2), decimal.Decimal("1.5"), (1, 2)]},
-            {1: "int key", None: 2, True: 3}, {"nan": float("nan"), "inf": float("-inf")},
+            {1: "int key", None: 2, 2.5: 3}, {"nan": float("nan"), "inf": float("-inf")},
             {"u": "ünï ☃ \n\t\"\\ \x00"}, {"big": "x" * (MAX_RECORD_PLAINTEXT + 1)}, {"loop": loop},
             {"bad": _Unprintable()}, {"nested": {"a": [1, {"b": None}]}}]
 
