@@ -7,6 +7,7 @@ that fails (a broken file) is reported and changes nothing: the old rules stay i
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from .logs import log
@@ -39,6 +40,10 @@ class RuleBook:
     def _masker(self, ruleset) -> Masker | None:
         if not ruleset.masks:
             return None
+        if not self.hash_key and any(m.style == "hash" for m in ruleset.masks):
+            self.hash_key = secrets.token_bytes(32)
+            log("mask.hash_key", level="warning", note="no key file configured: hash-masked values "
+                "change when wireproxy restarts")
         return Masker(ruleset.masks, custom=ruleset.detectors, hash_key=self.hash_key)
 
     def session_judge(self, user: str):

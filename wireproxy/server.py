@@ -144,9 +144,7 @@ def mask_hash_key(settings) -> bytes:
     """Key of the masking hash style: a secret file beside the log key (created 0600), so a
     masked value hashes the same across restarts; without one, a key for this process only."""
     if settings.key_file is None and settings.dir is None:
-        log("mask.hash_key", level="warning", note="no key file configured: hash-masked values "
-            "change when wireproxy restarts")
-        return secrets.token_bytes(32)
+        return b""       # RuleBook draws a key for this process if a rule uses the hash style
     key_file = settings.key_file or settings.dir.parent / "wireproxy.key"
     path = key_file.with_name(key_file.name + ".mask")
     if not path.exists():
