@@ -135,6 +135,14 @@ _BINARY_PARAMS = {
 }
 
 
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def _binary_param(value: bytes, type_oid: int) -> str:
     """A binary-format parameter as text for the record, for the types Parse declared."""
     decode = _BINARY_PARAMS.get(type_oid)
@@ -240,6 +248,7 @@ class PgRelay:
         # Volume limits: rows of limited statements are counted; past a limit they stop and the
         # pump cancels the query upstream (`cancel_upstream`).
         self.session_bytes = 0
+        self.result_budget = 0            # bytes of result rows still to record (collect_results)
         self.cursors: dict[str, tuple[Any, list]] = {}   # cursor -> (limits, [rows, bytes])
         self.cancel_upstream = False
         self._limited = 0                 # pending entries that carry limits
@@ -524,8 +533,27 @@ class PgRelay:
 
     def _finish(self, record: dict) -> None:
         record["duration_ms"] = round((self.clock() - record.pop("t0")) * 1000, 3)
+        if "result_rows" in record and record.get("rows", 0) > len(record["result_rows"]):
+            record["result_rows_omitted"] = record["rows"] - len(record["result_rows"])
         record["event"] = "statement"
         self.events.append(record)
+
+    def collect_results(self, max_bytes: int) -> None:
+        """Put result rows (as the client gets them: masked) into the statement records, up to
+        `max_bytes` for the session; rows are then framed one by one until the budget is spent."""
+        self.result_budget = max_bytes
+        self._server_passthrough = frozenset({_COPY_DATA})
+        self.server.passthrough = self._server_passthrough
+
+    def _record_row(self, record: dict, message: bytes) -> None:
+        values = [None if v is None else v.decode("utf-8", "replace") if v.isascii() or _utf8(v)
+                  else "\\x" + v.hex() for v in DataRow(message[5:]).values]
+        record.setdefault("result_rows", []).append(values)
+        self.result_budget = max(0, self.result_budget - len(message))
+        if not self.result_budget and self.masker is None:
+            self._server_passthrough = _SERVER_PASSTHROUGH        # rows go back to raw runs
+            if not self._limited:
+                self.server.passthrough = _SERVER_PASSTHROUGH
 
     def _note_completion(self, record: dict, message: bytes) -> None:
         if message[0] != _COMPLETE:
@@ -637,7 +665,10 @@ class PgRelay:
             elif code == _ROW:
                 if self._limited and pending and pending[0].limits is not None and not self._within_limits(pending[0], message):
                     continue
-                out.append(self._masked_row(message))
+                message = self._masked_row(message)
+                if self.result_budget and pending and pending[0].record is not None:
+                    self._record_row(pending[0].record, message)
+                out.append(message)
             elif code == _READY:
                 if len(message) != 6 or message[5] not in b"ITE":
                     raise RemoteProtocolError(f"ReadyForQuery: bad body {message[5:]!r}")

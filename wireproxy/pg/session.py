@@ -173,6 +173,8 @@ class PgSession:
         self.relay.gate = lambda: recorder.failed
         if self.relay.masker is not None:               # bound parameters are recorded masked
             self.relay.mask_param = self.relay.masker.mask_text
+        if self.session_log.max_result_bytes:
+            self.relay.collect_results(self.session_log.max_result_bytes)
         return True
 
     async def _receive_client(self) -> bytes:

@@ -411,7 +411,7 @@ class SessionLog:
         session.result_budget = budget if len(kept) == len(rows) else 0
         if len(kept) < len(rows):
             session.results_truncated = True
-            entry["result_rows_omitted"] = len(rows) - len(kept)
+            entry["result_rows_omitted"] = entry.get("result_rows_omitted", 0) + len(rows) - len(kept)
         if kept:
             entry["result_rows"] = kept
         else:
