@@ -218,6 +218,7 @@ class PgRelay:
         self.transaction_status = "I"
         self.pending: deque[Pending] = deque()
         self.discarding = False        # the server is skipping to Sync after an error
+        self._outstanding = 0          # plain relaying: answers the server still owes
         self.server_said_fatal = False # the server ended the session with its own FATAL
         self.judge_factory = judge_factory
         self.judge: Judge | None = None
@@ -264,14 +265,18 @@ class PgRelay:
     @property
     def busy(self) -> bool:
         """The server owes answers: a vanishing client should cancel the running query."""
-        return bool(self.pending)
+        return bool(self.pending) or self._outstanding > 0
 
     def client_data(self, data: bytes) -> None:
         try:
-            if self.phase is Phase.STARTUP:
+            phase = self.phase
+            if phase is Phase.STARTUP:
                 self._startup(data)
-            elif self.phase is not Phase.CLOSED:
-                self._from_client(self.client.feed(data))
+            elif phase is not Phase.CLOSED:
+                if self._inspect:
+                    self._from_client(self.client.feed(data))
+                else:
+                    self._from_client_plain(self.client.feed(data))
         except ProtocolError as exc:
             self._fatal(exc.sqlstate, f"invalid client message: {exc}", "malformed client input")
 
@@ -279,7 +284,10 @@ class PgRelay:
         if self.phase is Phase.CLOSED:
             return
         try:
-            self._from_server(self.server.feed(data))
+            if self._inspect:
+                self._from_server(self.server.feed(data))
+            else:
+                self._from_server_plain(self.server.feed(data))
         except ProtocolError as exc:
             self._fatal("08P01", "lost synchronization with upstream server", f"malformed upstream data: {exc}")
 
@@ -446,6 +454,54 @@ class PgRelay:
     @property
     def _version(self) -> int:
         return self.judge.version if self.judge is not None else 0
+
+    # ------------------------------------------------------- nothing to judge, mask or record --
+    # A listener with no rule files and no session log only relays: no expectations to keep,
+    # just how many answers the server still owes (a vanishing client's query is cancelled).
+
+    def _from_client_plain(self, items: list[tuple[int, bytes]]) -> None:
+        out = self.to_server
+        for code, message in items:
+            if code == RAW:
+                out.append(message)
+            elif code in _SYNC_POINTS:
+                self._outstanding += 1
+                out.append(message)
+            elif code in _PLAIN_FORWARD:
+                if code in _CHECKED and not _well_formed(code, message):
+                    raise RemoteProtocolError(f"malformed message {chr(code)!r}")
+                out.append(message)
+            elif code == _X:
+                out.append(message)
+                self.close_reason = "client terminated"
+                self.phase = Phase.CLOSED
+                return
+            else:
+                raise ProtocolError(f"invalid frontend message type {chr(code)!r}")
+
+    def _from_server_plain(self, items: list[tuple[int, bytes]]) -> None:
+        out = self.to_client
+        for code, message in items:
+            if code == _READY:
+                if len(message) != 6 or message[5] not in b"ITE":
+                    raise RemoteProtocolError(f"ReadyForQuery: bad body {message[5:]!r}")
+                self.transaction_status = chr(message[5])
+                if self._outstanding:
+                    self._outstanding -= 1
+                out.append(message)
+                if self.phase is Phase.AUTH:
+                    self.phase = Phase.READY
+                    self.events.append({"event": "ready", "backend_pid": self.backend_key[0] if self.backend_key else None})
+            elif code == _ERROR:
+                if b"VFATAL\0" in message or b"VPANIC\0" in message:
+                    self.server_said_fatal = True
+                out.append(message)
+            elif code == _KEYDATA:
+                body = message[5:]
+                self.backend_key = (int.from_bytes(body[:4], "big"), bytes(body[4:]))
+                out.append(message)
+            else:
+                out.append(message)
 
     def _on_query(self, message: bytes, entry: Pending) -> bytes:
         if not self._inspect:
@@ -938,6 +994,9 @@ class PgRelay:
 
 _NOTIFY = ord("A")
 _MASKED_MESSAGES = frozenset({_COPY_DATA, _NOTIFY, ord("N")})
+_SYNC_POINTS = frozenset({_Q, _S, _F})            # each is answered by one ReadyForQuery
+_CHECKED = frozenset({_D, _C, _E})
+_PLAIN_FORWARD = frozenset({_P, _B, _D, _E, _C, _H, _COPY_DONE, _COPY_FAIL, ord("p")})
 _ROW_COMMANDS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE"})
 _EXTENDED = {_B: Wait.BIND, _D: Wait.DESCRIBE, _E: Wait.EXECUTE, _C: Wait.CLOSE}
 _PLAIN = frozenset({_H, _COPY_DONE, _COPY_FAIL, ord("p")})

@@ -96,7 +96,11 @@ def frontend(data: bytes) -> list:
 
 
 def connected(judge: FakeJudge | None = None, **kwargs) -> PgRelay:
-    relay = PgRelay(upstream=UPSTREAM, judge_factory=(lambda user: judge) if judge else None, **kwargs)
+    """A relay past startup. It keeps its expectations (what these tests look at) whenever it has
+    something to inspect with, so by default it gets an allow-everything judge; `plain()` below is
+    the relay of a listener with no rules and no log."""
+    judge = judge if judge is not None else FakeJudge({})
+    relay = PgRelay(upstream=UPSTREAM, judge_factory=lambda user: judge, **kwargs)
     relay.client_data(STARTUP.encode())
     relay.server_data(wire(*SERVER_HELLO))
     assert relay.phase is Phase.READY
@@ -376,11 +380,11 @@ def test_copy_to_stdout_passes_byte_identical():
 
 
 def test_function_call_waits_for_ready():
-    relay = connected()
+    relay = plain()        # with a judge, a FunctionCall's OID is looked up first (tested below)
     relay.client_data(FunctionCall(1598, (), (), 0).encode())
-    assert waits(relay) == [Wait.FUNCTION]
+    assert relay.busy
     relay.server_data(wire(FunctionCallResponse(None), ReadyForQuery("I")))
-    assert not relay.pending
+    assert not relay.busy
 
 
 def test_terminate_is_forwarded_and_closes():
@@ -787,3 +791,30 @@ def test_a_malformed_query_with_a_judge_is_refused():
     relay.client_data(b"Q\0\0\0\x08abcd")             # no terminator
     assert fatal(take(relay)[0]).sqlstate == "08P01"
     assert relay.phase is Phase.CLOSED
+
+
+
+def plain() -> PgRelay:
+    relay = PgRelay(upstream=UPSTREAM)
+    relay.client_data(STARTUP.encode())
+    relay.server_data(wire(*SERVER_HELLO))
+    take(relay)
+    relay.events.clear()
+    return relay
+
+
+def test_a_plain_relay_forwards_byte_identical_and_knows_when_the_server_owes_answers():
+    relay = plain()
+    batch = wire(Query("SELECT 1"), Parse("", "SELECT $1"), Bind("", ""), Describe("P", ""), Execute(""), Sync())
+    relay.client_data(batch)
+    assert take(relay) == (b"", batch) and relay.busy and not relay.pending
+    answer = wire(*RESULT) + wire(ParseComplete(), BindComplete(), NoData(), CommandComplete("SELECT 1"),
+                                  ReadyForQuery("I"))
+    relay.server_data(answer)
+    assert take(relay) == (answer, b"") and not relay.busy
+
+
+def test_a_plain_relay_still_refuses_malformed_messages():
+    relay = plain()
+    relay.client_data(b"C\x00\x00\x00\x06Sx")       # Close without its terminator
+    assert fatal(take(relay)[0]).sqlstate == "08P01" and relay.phase is Phase.CLOSED
