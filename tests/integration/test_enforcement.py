@@ -205,3 +205,26 @@ def test_default_rules_block_drop_through_serve(pg, start_proxy):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="blocked by wireproxy rule no-drop"):
             conn.execute("DROP /* sneaky */ TABLE \"guarded_t\"")
         assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_an_audit_mode_file_logs_what_it_would_block_and_blocks_nothing(pg, start_proxy, tmp_path):
+    pg.psql("drop table if exists dry_run_t; create table dry_run_t (id int)")
+    rules = tmp_path / "dry-run.toml"
+    rules.write_text('mode = "audit"\n\n[[rule]]\nid = "would-drop"\naction = "block"\nstatements = ["drop"]\n')
+    proxy = start_proxy(rules=rules)
+    with psycopg.connect(pg.dsn(port=proxy.port), autocommit=True) as conn:
+        conn.execute("drop table dry_run_t")
+    event = proxy.wait_for("statement.audit")
+    assert event["rule"] == "would-drop" and event["statement"] == "drop table dry_run_t"
+    assert pg.psql("select count(*) from pg_class where relname = 'dry_run_t'").strip() == "0"
+
+
+def test_approve_without_an_approval_broker_fails_closed(pg, start_proxy, tmp_path):
+    rules = tmp_path / "approve.toml"
+    rules.write_text('[[rule]]\nid = "ask-first"\naction = "approve"\nstatements = ["truncate"]\n')
+    proxy = start_proxy(rules=rules)
+    pg.psql("drop table if exists approve_t; create table approve_t (id int); insert into approve_t values (1)")
+    with psycopg.connect(pg.dsn(port=proxy.port), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="rule ask-first"):
+            conn.execute("truncate approve_t")
+        assert conn.execute("select count(*) from approve_t").fetchone() == (1,)
