@@ -113,6 +113,17 @@ class Pending:
 SESSION_LOG_RULE = "session-log"
 
 
+def _parse_fields(message: bytes) -> tuple[str, str, bytes]:
+    """A Parse's statement name, SQL and parameter type OIDs (packed, decoded only when a record
+    needs them): read by slicing, with the same checks as Parse.decode."""
+    name, end = _cstring_at(message, 5)
+    sql, end = _cstring_at(message, end)
+    rest = len(message) - end
+    if rest < 2 or rest != 2 + 4 * int.from_bytes(message[end:end + 2], "big"):
+        raise RemoteProtocolError("Parse: parameter types do not match their count")
+    return name, sql, message[end + 2:]
+
+
 def _cstring_at(message: bytes, start: int) -> tuple[str, int]:
     """The NUL-terminated name at `start` and the offset after it; the codec's error if none."""
     end = message.find(b"\0", start)
@@ -521,13 +532,13 @@ class PgRelay:
     def _on_parse(self, message: bytes, entry: Pending) -> bytes:
         if not self._inspect:
             return message
-        parse = Parse.decode(message[5:])
-        decision = self._decide(lambda: self.judge.parse(parse.sql, parse.statement), parse.sql)
-        self.statements[parse.statement] = (parse.sql, self._version, decision, parse.param_types)
+        name, sql, types = _parse_fields(message)
+        decision = self._decide(lambda: self.judge.parse(sql, name), sql)
+        self.statements[name] = (sql, self._version, decision, types)
         if self.recording and not decision.allowed:
-            entry.record = self._new_record(parse.sql, "extended", decision)
-        return self._enforce(decision, entry, parse.sql, "extended", message,
-                             lambda: Parse(parse.statement, _unparseable(decision.rule_id)).encode())
+            entry.record = self._new_record(sql, "extended", decision)
+        return self._enforce(decision, entry, sql, "extended", message,
+                             lambda: Parse(name, _unparseable(decision.rule_id)).encode())
 
     def _on_bind(self, message: bytes, entry: Pending) -> bytes:
         """Remember what a portal runs (for its record); a statement parsed under older rules
@@ -573,8 +584,9 @@ class PgRelay:
             record["params"] = params
         return record
 
-    def _params(self, bind_message: bytes, types: tuple[int, ...] = ()) -> list:
+    def _params(self, bind_message: bytes, types: bytes = b"") -> list:
         bind = Bind.decode(bind_message[5:])
+        types = [int.from_bytes(types[i:i + 4], "big") for i in range(0, len(types), 4)]
         formats = bind.param_formats
         shown = []
         for i, value in enumerate(bind.params):
