@@ -439,8 +439,7 @@ class PgRelay:
                 out.append(message)
             elif code == _X:
                 out.append(message)
-                self.close_reason = "client terminated"
-                self.phase = Phase.CLOSED
+                self._terminated()
                 return
             else:
                 raise ProtocolError(f"invalid frontend message type {chr(code)!r}")
@@ -484,8 +483,7 @@ class PgRelay:
                 out.append(message)
             elif code == _X:
                 out.append(message)
-                self.close_reason = "client terminated"
-                self.phase = Phase.CLOSED
+                self._terminated()
                 return
             else:
                 raise ProtocolError(f"invalid frontend message type {chr(code)!r}")
@@ -494,25 +492,44 @@ class PgRelay:
         out = self.to_client
         for code, message in items:
             if code == _READY:
-                if len(message) != 6 or message[5] not in b"ITE":
-                    raise RemoteProtocolError(f"ReadyForQuery: bad body {message[5:]!r}")
-                self.transaction_status = chr(message[5])
+                self._ready_status(message)
                 if self._outstanding:
                     self._outstanding -= 1
                 out.append(message)
                 if self.phase is Phase.AUTH:
-                    self.phase = Phase.READY
-                    self.events.append({"event": "ready", "backend_pid": self.backend_key[0] if self.backend_key else None})
+                    self._became_ready()
             elif code == _ERROR:
-                if b"VFATAL\0" in message or b"VPANIC\0" in message:
-                    self.server_said_fatal = True
+                self._note_fatal(message)
                 out.append(message)
             elif code == _KEYDATA:
-                body = message[5:]
-                self.backend_key = (int.from_bytes(body[:4], "big"), bytes(body[4:]))
+                self._key_data(message)
                 out.append(message)
             else:
                 out.append(message)
+
+    # --------------------------------------------------- shared by the plain and inspecting paths --
+
+    def _terminated(self) -> None:
+        self.close_reason = "client terminated"
+        self.phase = Phase.CLOSED
+
+    def _ready_status(self, message: bytes) -> None:
+        if len(message) != 6 or message[5] not in b"ITE":
+            raise RemoteProtocolError(f"ReadyForQuery: bad body {message[5:]!r}")
+        self.transaction_status = chr(message[5])
+
+    def _became_ready(self) -> None:
+        """The first ReadyForQuery: authentication is over."""
+        self.phase = Phase.READY
+        self.events.append({"event": "ready", "backend_pid": self.backend_key[0] if self.backend_key else None})
+
+    def _key_data(self, message: bytes) -> None:
+        body = message[5:]
+        self.backend_key = (int.from_bytes(body[:4], "big"), bytes(body[4:]))
+
+    def _note_fatal(self, message: bytes) -> None:
+        if b"VFATAL\0" in message or b"VPANIC\0" in message:
+            self.server_said_fatal = True
 
     def _on_query(self, message: bytes, entry: Pending) -> bytes:
         if not self._inspect:
@@ -738,9 +755,7 @@ class PgRelay:
                     self._record_row(pending[0].record, message)
                 out.append(message)
             elif code == _READY:
-                if len(message) != 6 or message[5] not in b"ITE":
-                    raise RemoteProtocolError(f"ReadyForQuery: bad body {message[5:]!r}")
-                self.transaction_status = chr(message[5])
+                self._ready_status(message)
                 while pending:
                     done = pending.popleft()
                     if done.record is not None:
@@ -752,8 +767,7 @@ class PgRelay:
                 self.query_plan = None
                 out.append(message)
                 if self.phase is Phase.AUTH:
-                    self.phase = Phase.READY
-                    self.events.append({"event": "ready", "backend_pid": self.backend_key[0] if self.backend_key else None})
+                    self._became_ready()
                     self._resolve_masked_tables()
             elif code == _ERROR:
                 if self._limited and pending and pending[0].cut:
@@ -792,8 +806,7 @@ class PgRelay:
                 self._parameter_status(message)
                 out.append(message)
             elif code == _KEYDATA:
-                body = message[5:]
-                self.backend_key = (int.from_bytes(body[:4], "big"), bytes(body[4:]))
+                self._key_data(message)
                 out.append(message)
             else:
                 out.append(message)
@@ -974,8 +987,7 @@ class PgRelay:
     def _server_error(self, message: bytes) -> bytes:
         if self.masker is not None:
             message = self._masked_message(_ERROR, message)
-        if b"VFATAL\0" in message or b"VPANIC\0" in message:
-            self.server_said_fatal = True
+        self._note_fatal(message)
         pending = self.pending
         if not pending:
             return message
