@@ -27,7 +27,7 @@ from wireproxy.policy import Action, Policy
 from wireproxy.policy import engine as engine_module
 from wireproxy.policy import pgfacts
 from wireproxy.policy.facts import SqlParseError, extract
-from wireproxy.rulefile import load_rules, parse_rules
+from wireproxy.config.rulefile import load_rules, parse_rules
 
 DEFAULT = Path(__file__).resolve().parent.parent / "rules" / "default.toml"
 

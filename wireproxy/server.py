@@ -17,10 +17,10 @@ from collections import defaultdict
 import trio
 
 from .config import Config, ConfigError, PostgresListener, TcpListener
-from .logs import log
+from .telemetry.logs import log
 from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
-from .rulebook import RuleBooks
+from .config.rulebook import RuleBooks
 from .tcp import handle_tcp
 
 

@@ -14,7 +14,7 @@ import trio
 from protocols.postgres import CancelRequest
 
 from ..config import Address
-from ..logs import log
+from ..telemetry.logs import log
 from ..streams import connect
 
 

@@ -15,7 +15,7 @@ import trio
 from protocols.postgres import CancelRequest
 
 from ..config import PostgresListener
-from ..logs import log
+from ..telemetry.logs import log
 from ..streams import BUFSIZE, OrderedWriter, connect, peer_of
 from .cancel import CancelRegistry, send_cancel
 from .relay import Phase, PgRelay

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wireproxy.policy import Action, Policy
-from wireproxy.rulefile import load_rules
+from wireproxy.config.rulefile import load_rules
 
 DEFAULT = Path(__file__).resolve().parents[3] / "rules" / "default.toml"
 

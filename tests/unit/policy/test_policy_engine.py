@@ -6,7 +6,7 @@ import pytest
 
 from wireproxy.policy import Action, Decision, Policy, SqlParseError
 from wireproxy.policy import engine as engine_module
-from wireproxy.rulefile import parse_rules
+from wireproxy.config.rulefile import parse_rules
 
 
 def policy_of(text: str, **kw) -> Policy:
@@ -90,7 +90,7 @@ def test_audit_mode_downgrades_but_remembers():
 
 
 def test_mixed_modes_keep_each_files_mode(tmp_path):
-    from wireproxy.rulefile import load_rules
+    from wireproxy.config.rulefile import load_rules
     enforce = tmp_path / "a.toml"
     enforce.write_text('[[rule]]\nid = "no-drop"\naction = "block"\nstatements = ["drop"]\n')
     audit = tmp_path / "b.toml"
@@ -113,7 +113,7 @@ def test_parse_errors_fail_closed_unless_relaxed():
 
 
 def test_on_parse_error_merging(tmp_path):
-    from wireproxy.rulefile import load_rules
+    from wireproxy.config.rulefile import load_rules
     files = {}
     for name, text in {"allow": 'on_parse_error = "allow"\n', "block": 'on_parse_error = "block"\n',
                        "silent": ""}.items():

@@ -9,7 +9,7 @@ import pytest
 
 from wireproxy.masking.spec import CustomDetector, MaskSpec
 from wireproxy.policy import Action
-from wireproxy.rulefile import ConfigError, NameGlobs, load_rules, parse_rules
+from wireproxy.config.rulefile import ConfigError, NameGlobs, load_rules, parse_rules
 
 DEFAULT = Path(__file__).resolve().parents[3] / "rules" / "default.toml"
 EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "rules" / "examples").glob("*.toml"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wireproxy import check_cmd
+from wireproxy.cli import check as check_cmd
 from wireproxy.policy.facts import SqlParseError, extract
 from wireproxy.policy.pgfacts import extract_pg, parse_pg, shape_key
 

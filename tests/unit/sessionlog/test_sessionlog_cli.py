@@ -1,4 +1,4 @@
-"""`wireproxy sessions ...` and `wireproxy keys ...`, through sessions_cmd.main."""
+"""`wireproxy sessions ...` and `wireproxy keys ...`, through wireproxy.cli.sessions.main."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from sessionlog_helpers import frame_spans, statements, write_log
 from wireproxy.sessionlog import init_keys
-from wireproxy.sessions_cmd import main, parse_since
+from wireproxy.cli.sessions import main, parse_since
 
 BLOCKED = {"sql": "DROP TABLE users", "protocol": "simple", "decision": "block", "rules": ["no-drop"],
            "error": {"code": "42501", "message": "blocked by wireproxy rule no-drop"}, "duration_ms": 0.05}
@@ -215,7 +215,7 @@ def test_parse_since():
 
 def test_module_entry_point_exit_codes(logs, log_dir, key_file):
     repo = Path(__file__).resolve().parents[3]
-    cmd = [sys.executable, "-m", "wireproxy.sessions_cmd", "sessions", "verify", *map(str, _paths(log_dir, key_file))]
+    cmd = [sys.executable, "-m", "wireproxy.cli", "sessions", "verify", *map(str, _paths(log_dir, key_file))]
     done = subprocess.run(cmd + [logs["carol"].stem], cwd=repo, capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and "Traceback" not in done.stderr
     done = subprocess.run(cmd + ["nope"], cwd=repo, capture_output=True, text=True, timeout=60)

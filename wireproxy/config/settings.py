@@ -10,9 +10,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .tomlfile import Checker, ConfigError, TomlFile
+from .tomlfile import Checker, TomlFile
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_RULES = PACKAGE_ROOT / "rules" / "default.toml"
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
@@ -216,5 +216,5 @@ def _path(base: Path, text: str | None) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-__all__ = ["Address", "Config", "ConfigError", "LogConfig", "PostgresListener", "TcpListener",
+__all__ = ["Address", "Config", "LogConfig", "PostgresListener", "TcpListener",
            "HttpListener", "AdminConfig", "load_config", "parse_address", "DEFAULT_RULES"]

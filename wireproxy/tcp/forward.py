@@ -10,9 +10,9 @@ import time
 
 import trio
 
-from .config import TcpListener
-from .logs import log
-from .streams import BUFSIZE, connect, peer_of
+from ..telemetry.logs import log
+from ..config import TcpListener
+from ..streams import BUFSIZE, connect, peer_of
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 

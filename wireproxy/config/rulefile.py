@@ -81,7 +81,7 @@ from pathlib import Path
 from wireproxy.masking.spec import DETECTOR_NAMES, STYLES, CustomDetector, MaskSpec
 from wireproxy.policy.decision import Action
 from wireproxy.policy.facts import FLAGS, KINDS, StatementFacts
-from wireproxy.tomlfile import Checker, ConfigError, TomlFile
+from wireproxy.config.tomlfile import Checker, ConfigError, TomlFile
 
 __all__ = ["ConfigError", "Globs", "NameGlobs", "Rule", "RuleSet", "ToolSpec", "load_rules", "parse_rules"]
 

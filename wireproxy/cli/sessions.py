@@ -1,5 +1,4 @@
-"""`wireproxy sessions ...` and `wireproxy keys ...`: reading, verifying and exporting session
-logs, and managing their keys.
+"""`wireproxy sessions ...`: reading, verifying and exporting session logs (`keys ...` is keys.py).
 
     wireproxy sessions list [--user U] [--since T] [--json]
     wireproxy sessions show ID [--json]
@@ -12,36 +11,32 @@ key_file, relative to the config file); flags win over the file. A user's mistak
 line and exits 2.
 
 `cli.py` calls `add_parsers(subparsers)` and then `args.func(args)`; `main(argv)` does the same
-on its own (`python -m wireproxy.sessions_cmd ...`).
+on its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import functools
 import json
-import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
-from .sessionlog import (INTACT, OPEN, TAMPERED, TRUNCATED, UNREADABLE, Keyring, SessionLogError,
-                         SessionLogRead, archive_dir, find_session, init_keys, list_sessions, load_private_key,
-                         load_public_key, log_files, public_key_path, read_session, rotate_keys, worst_exit_code)
-from .sessionlog.keys import key_id
-from .tomlfile import ConfigError, TomlFile
+from ..sessionlog import (INTACT, OPEN, TAMPERED, TRUNCATED, UNREADABLE, Keyring, SessionLogError,
+                         SessionLogRead, find_session, list_sessions, log_files, read_session, worst_exit_code)
+from . import keys
+from .paths import DEFAULT_KEY_FILE, DEFAULT_LOG_DIR, command as _command, resolve_paths
+from .transcript import parse_ts as _parse_ts, started_at, write_transcript
 
-DEFAULT_LOG_DIR = "wireproxy-sessions"
-DEFAULT_KEY_FILE = "wireproxy.key"
 
 
 # --- parsers ---------------------------------------------------------------------------------
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register `sessions` and `keys` on the top-level subparsers; each leaf sets `func`."""
+    """Register `sessions` (and `keys`) on the top-level subparsers; each leaf sets `func`."""
     paths = argparse.ArgumentParser(add_help=False)
     paths.add_argument("--config", metavar="FILE", help="wireproxy.toml: take [log] dir and key_file from it")
     paths.add_argument("--log-dir", metavar="DIR", help=f"session log directory (default {DEFAULT_LOG_DIR})")
@@ -76,19 +71,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     p.set_defaults(func=run_sessions_export)
 
-    keys_paths = argparse.ArgumentParser(add_help=False)
-    keys_paths.add_argument("--config", metavar="FILE", help="wireproxy.toml: take [log] key_file from it")
-    keys_paths.add_argument("--key-file", metavar="FILE", help=f"private key path (default {DEFAULT_KEY_FILE})")
-    keys = subparsers.add_parser("keys", help="create and rotate the session log key pair",
-                                 description="The proxy writes logs with FILE.pub; reading needs FILE.")
-    sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
-    p = sub.add_parser("init", parents=[keys_paths], help="create the key pair (private key mode 0600)")
-    p.set_defaults(func=run_keys_init)
-    p = sub.add_parser("rotate", parents=[keys_paths],
-                       help="new key pair; the old private key is kept in FILE.old/ for older logs")
-    p.set_defaults(func=run_keys_rotate)
-    p = sub.add_parser("list", parents=[keys_paths], help="current and retired key ids")
-    p.set_defaults(func=run_keys_list)
+    keys.add_parsers(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,50 +82,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --- shared -------------------------------------------------------------------------------
-
-
-def _command(func: Callable[[argparse.Namespace, TextIO], int]) -> Callable[[argparse.Namespace], int]:
-    """User mistakes -> one line on stderr, exit 2."""
-
-    @functools.wraps(func)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args, sys.stdout)
-        except (SessionLogError, ConfigError) as exc:
-            print(f"wireproxy: {exc}", file=sys.stderr)
-            return 2
-        except BrokenPipeError:  # `... | head`
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            return 0
-
-    return run
-
-
-def resolve_paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    """(log dir, key file) from the flags, else the config's [log], else the defaults."""
-    log_dir = key_file = None
-    if getattr(args, "config", None):
-        log_dir, key_file = _from_config(Path(args.config))
-    if getattr(args, "log_dir", None):
-        log_dir = Path(args.log_dir)
-    if getattr(args, "key_file", None):
-        key_file = Path(args.key_file)
-    return log_dir or Path(DEFAULT_LOG_DIR), key_file or Path(DEFAULT_KEY_FILE)
-
-
-def _from_config(path: Path) -> tuple[Path | None, Path | None]:
-    config = TomlFile.load(path)
-    table = config.data.get("log", {})
-    if not isinstance(table, dict):
-        raise ConfigError(path, config.line_of("log"), "log must be a table ([log])")
-    found: list[Path | None] = []
-    for key in ("dir", "key_file"):
-        value = table.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(path, config.line_of("log", key), f"log.{key} must be a string")
-        found.append(path.parent / value if value else None)
-    return found[0], found[1]
 
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
@@ -166,30 +105,8 @@ def parse_since(text: str | None, now: _dt.datetime | None = None) -> _dt.dateti
     return when
 
 
-def _parse_ts(value: Any) -> _dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = _dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
-
-
 def _keyring(key_file: Path) -> Keyring:
     return Keyring.load(key_file)
-
-
-def _started(read: SessionLogRead) -> str:
-    started = (read.header or {}).get("started")
-    if started:
-        return started
-    return read.started.isoformat(timespec="milliseconds").replace("+00:00", "Z") if read.started else ""
-
-
-def _short_time(ts: Any) -> str:
-    when = _parse_ts(ts)
-    return when.strftime("%H:%M:%S.%f")[:-3] if when else "--:--:--.---"
 
 
 def _state(read: SessionLogRead) -> str:
@@ -216,7 +133,7 @@ def run_sessions_list(args: argparse.Namespace, out: TextIO) -> int:
         rows = [("ID", "STARTED", "USER", "DATABASE", "CLIENT", "STATEMENTS", "STATE")]
         for read in reads:
             h = read.header or {}
-            rows.append((read.session_id, _started(read).replace("T", " "), str(h.get("user", "?")),
+            rows.append((read.session_id, started_at(read).replace("T", " "), str(h.get("user", "?")),
                          str(h.get("database", "?")), str(h.get("client_addr", "")), str(read.count),
                          _state(read)))
         if len(rows) > 1:
@@ -233,7 +150,7 @@ def run_sessions_list(args: argparse.Namespace, out: TextIO) -> int:
 def _list_item(read: SessionLogRead) -> dict[str, Any]:
     h = read.header or {}
     item = {"id": read.session_id, "user": h.get("user"), "database": h.get("database"),
-            "started": _started(read), "statements": read.count, "status": read.status,
+            "started": started_at(read), "statements": read.count, "status": read.status,
             "ended": (read.end or {}).get("ts"), "client_addr": h.get("client_addr"),
             "application_name": h.get("application_name"), "upstream": h.get("upstream"),
             "key_id": read.key_id}
@@ -262,113 +179,6 @@ def run_sessions_show(args: argparse.Namespace, out: TextIO) -> int:
     if read.status in (TAMPERED, TRUNCATED):
         print(f"wireproxy: session {read.session_id}: {read.describe()}", file=sys.stderr)
     return read.exit_code
-
-
-def write_transcript(read: SessionLogRead, out: TextIO) -> None:
-    h = dict(read.header or {})
-    out.write(f"session {read.session_id}\n")
-    facts = [("user", h.pop("user", None)), ("database", h.pop("database", None)),
-             ("client", h.pop("client_addr", None)), ("application", h.pop("application_name", None)),
-             ("upstream", h.pop("upstream", None))]
-    out.write("  " + "  ".join(f"{k} {v}" for k, v in facts if v not in (None, "")) + "\n")
-    started = h.pop("started", None) or _started(read)
-    version, kid = h.pop("proxy_version", None), h.pop("key_id", None)
-    out.write(f"  started {started}  proxy {version}  key {kid}\n")
-    for key in ("session", "seq", "format"):
-        h.pop(key, None)
-    for key, value in h.items():
-        out.write(f"  {key}: {_compact(value)}\n")
-    day = (started or "")[:10]
-    for rec in read.records:
-        ts = rec.get("ts") or ""
-        if ts[:10] and ts[:10] != day:
-            day = ts[:10]
-            out.write(f"-- {day}\n")
-        for line in describe_record(rec):
-            out.write(line + "\n")
-    if read.end is not None:
-        end = read.end
-        line = f"{_short_time(end.get('ts'))}  end ({end.get('reason', 'closed')}): {end.get('records')} records"
-        if end.get("results_truncated"):
-            line += ", result rows cut at the byte cap"
-        out.write(line + "\n")
-        if end.get("summary"):
-            out.write(f"{'':14}summary: {_compact(end['summary'])}\n")
-    out.write(f"log {read.describe()}\n")
-
-
-_SHOWN = {"seq", "ts", "type", "sql", "statement", "protocol", "params", "decision", "rules", "rule",
-          "approval", "duration_ms", "rows", "tag", "error", "result_rows", "result_rows_omitted", "columns",
-          "method", "url", "status"}
-
-
-def describe_record(rec: dict[str, Any]) -> list[str]:
-    """A record as transcript lines: time, number, decision, protocol path, statement; then what
-    happened. Keys it does not know are shown as `key: value`."""
-    pad = " " * 14
-    decision = rec.get("decision")
-    rules = rec.get("rules") if rec.get("rules") is not None else rec.get("rule")
-    if isinstance(rules, str):
-        rules = [rules]
-    verdict = str(decision or rec.get("type") or "")
-    if rules:
-        verdict += " " + ",".join(map(str, rules))
-    text = rec.get("sql") or rec.get("statement")
-    if text is None and rec.get("method"):
-        text = f"{rec.get('method')} {rec.get('url', '')}"
-    head = f"{_short_time(rec.get('ts'))}  #{rec.get('seq')}"
-    if verdict:
-        head += f"  [{verdict}]"
-    if rec.get("protocol"):
-        head += f"  {rec['protocol']}"
-    statement_lines = str(text if text is not None else "").splitlines() or [""]
-    lines = [f"{head}  {statement_lines[0]}"]
-    lines += [f"{pad}{line}" for line in statement_lines[1:]]
-    if rec.get("params") not in (None, []):
-        lines.append(f"{pad}params: {_compact(rec['params'])}")
-    approvals = rec.get("approval")
-    for approval in approvals if isinstance(approvals, list) else [approvals] if approvals else []:
-        if isinstance(approval, dict):
-            who = approval.get("by") or approval.get("approver") or "?"
-            outcome = approval.get("outcome") or approval.get("decision") or "?"
-            ident = f" {approval['id']}" if approval.get("id") else ""
-            lines.append(f"{pad}approval{ident} {outcome} by {who}")
-        else:
-            lines.append(f"{pad}approval: {_compact(approval)}")
-    outcome = []
-    if rec.get("tag"):
-        outcome.append(str(rec["tag"]))
-    if rec.get("status") is not None:
-        outcome.append(f"HTTP {rec['status']}")
-    if rec.get("rows") is not None:
-        outcome.append(f"{rec['rows']} row" + ("" if rec["rows"] == 1 else "s"))
-    if isinstance(rec.get("duration_ms"), (int, float)):
-        outcome.append(f"{rec['duration_ms']:.2f} ms")
-    if outcome:
-        lines.append(f"{pad}-> " + " · ".join(outcome))
-    error = rec.get("error")
-    if error:
-        if isinstance(error, dict):
-            lines.append(f"{pad}error {error.get('code', '')}: {error.get('message', _compact(error))}")
-        else:
-            lines.append(f"{pad}error: {error}")
-    if "result_rows" in rec or "result_rows_omitted" in rec:
-        rows = rec.get("result_rows") or []
-        note = f" (+{rec['result_rows_omitted']} not recorded: byte cap)" if rec.get("result_rows_omitted") else ""
-        if rec.get("columns"):
-            lines.append(f"{pad}columns: {_compact(rec['columns'])}")
-        for row in rows:
-            lines.append(f"{pad}| {_compact(row)}")
-        if note:
-            lines.append(f"{pad}|{note}")
-    for key, value in rec.items():
-        if key not in _SHOWN:
-            lines.append(f"{pad}{key}: {_compact(value)}")
-    return lines
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 # --- sessions verify ---------------------------------------------------------------------------
@@ -471,52 +281,6 @@ def export_events(read: SessionLogRead, since: _dt.datetime | None = None) -> li
     if read.end is not None and after(read.end.get("ts")):
         events.append(event("session_end", {k: v for k, v in read.end.items() if k != "chain"}))
     return events
-
-
-# --- keys --------------------------------------------------------------------------------------------
-
-
-def _key_file(args: argparse.Namespace) -> Path:
-    return resolve_paths(args)[1]
-
-
-@_command
-def run_keys_init(args: argparse.Namespace, out: TextIO) -> int:
-    pair = init_keys(_key_file(args))
-    out.write(f"key id {pair.key_id}\n"
-              f"  public key  {pair.public_path}  (the proxy needs only this one to write logs)\n"
-              f"  private key {pair.private_path}  (mode 0600; reading logs needs it: keep it off the proxy host)\n")
-    return 0
-
-
-@_command
-def run_keys_rotate(args: argparse.Namespace, out: TextIO) -> int:
-    rotation = rotate_keys(_key_file(args))
-    out.write(f"new key id {rotation.key_id}; previous key {rotation.previous_key_id} kept at {rotation.archived} "
-              f"(older logs need it)\n"
-              f"copy {rotation.public_path} to the proxy host: a running proxy picks it up for new sessions\n")
-    return 0
-
-
-@_command
-def run_keys_list(args: argparse.Namespace, out: TextIO) -> int:
-    key_file = _key_file(args)
-    pub = public_key_path(key_file)
-    shown = False
-    if key_file.exists():
-        out.write(f"{key_id(load_private_key(key_file).public_key())}  current   {key_file} (private)\n")
-        shown = True
-    if pub.exists():
-        out.write(f"{key_id(load_public_key(pub))}  current   {pub} (public)\n")
-        shown = True
-    archive = archive_dir(key_file)
-    if archive.is_dir():
-        for path in sorted(archive.glob("*.key")):
-            out.write(f"{key_id(load_private_key(path).public_key())}  retired   {path}\n")
-            shown = True
-    if not shown:
-        raise SessionLogError(f"{key_file}: no keys here; create them with `wireproxy keys init`")
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

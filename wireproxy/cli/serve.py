@@ -1,4 +1,4 @@
-"""`wireproxy ...`: the command line. User mistakes end in one clear line and exit status 2."""
+"""`wireproxy serve` (and, until the demo issue lands, `wireproxy demo`): run the proxy."""
 
 from __future__ import annotations
 
@@ -6,35 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import check_cmd, sessions_cmd
-from .config import Config, ConfigError, load_config, parse_address
-from .sessionlog import SessionLogError
+from ..config import Config, load_config, parse_address
+from .errors import UsageError
 
 
-class UsageError(Exception):
-    """A mistake on the command line or in a file: shown as one line, exit status 2."""
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = getattr(args, "run", None) or getattr(args, "func", None)
-    if handler is None:
-        parser.print_help()
-        return 2
-    try:
-        return handler(args) or 0
-    except (ConfigError, UsageError, SessionLogError) as exc:
-        print(f"wireproxy: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wireproxy", description="A data-path gateway for PostgreSQL and HTTP.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def add_parsers(commands) -> None:
     serve = commands.add_parser("serve", help="run the proxy")
     add_serve_flags(serve)
     serve.set_defaults(run=run_serve)
@@ -42,10 +18,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole product on an embedded default")
     add_serve_flags(demo)
     demo.set_defaults(run=run_demo)
-
-    check_cmd.add_parser(commands)
-    sessions_cmd.add_parsers(commands)
-    return parser
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -91,8 +63,8 @@ def config_from_args(args) -> Config:
 def run_serve(args) -> int:
     import trio
 
-    from .logs import install_stdlib_bridge
-    from .server import ListenError, serve
+    from ..server import ListenError, serve
+    from ..telemetry.logs import install_stdlib_bridge
     install_stdlib_bridge()
     config = config_from_args(args)
     try:
@@ -112,7 +84,3 @@ def run_demo(args) -> int:
     print("wireproxy demo: serving on the built-in defaults "
           "(Postgres 127.0.0.1:6432 -> 127.0.0.1:5432); Ctrl-C to stop", file=sys.stderr)
     return run_serve(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

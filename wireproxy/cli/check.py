@@ -16,11 +16,10 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
-from wireproxy.tomlfile import ConfigError
+from wireproxy.config import ConfigError
 
-DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules" / "default.toml"
+from wireproxy.config import DEFAULT_RULES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -43,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from wireproxy.policy.engine import Policy
     from wireproxy.policy.facts import is_postgres
-    from wireproxy.rulefile import load_rules
+    from wireproxy.config.rulefile import load_rules
 
     paths = args.rules or [DEFAULT_RULES]
     try:

@@ -10,9 +10,9 @@ import os
 import secrets
 from pathlib import Path
 
-from .logs import log
-from .masking import Masker, MaskConfigError
-from .policy import Policy
+from ..telemetry.logs import log
+from ..masking import Masker, MaskConfigError
+from ..policy import Policy
 from .rulefile import load_rules
 from .tomlfile import ConfigError
 

@@ -1,0 +1,138 @@
+"""A recorded session as text: the transcript `wireproxy sessions show` prints."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any, TextIO
+
+from ..sessionlog import SessionLogRead
+
+
+def parse_ts(value: Any) -> _dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+
+
+def started_at(read: SessionLogRead) -> str:
+    started = (read.header or {}).get("started")
+    if started:
+        return started
+    return read.started.isoformat(timespec="milliseconds").replace("+00:00", "Z") if read.started else ""
+
+
+def _short_time(ts: Any) -> str:
+    when = parse_ts(ts)
+    return when.strftime("%H:%M:%S.%f")[:-3] if when else "--:--:--.---"
+
+
+def write_transcript(read: SessionLogRead, out: TextIO) -> None:
+    h = dict(read.header or {})
+    out.write(f"session {read.session_id}\n")
+    facts = [("user", h.pop("user", None)), ("database", h.pop("database", None)),
+             ("client", h.pop("client_addr", None)), ("application", h.pop("application_name", None)),
+             ("upstream", h.pop("upstream", None))]
+    out.write("  " + "  ".join(f"{k} {v}" for k, v in facts if v not in (None, "")) + "\n")
+    started = h.pop("started", None) or started_at(read)
+    version, kid = h.pop("proxy_version", None), h.pop("key_id", None)
+    out.write(f"  started {started}  proxy {version}  key {kid}\n")
+    for key in ("session", "seq", "format"):
+        h.pop(key, None)
+    for key, value in h.items():
+        out.write(f"  {key}: {_compact(value)}\n")
+    day = (started or "")[:10]
+    for rec in read.records:
+        ts = rec.get("ts") or ""
+        if ts[:10] and ts[:10] != day:
+            day = ts[:10]
+            out.write(f"-- {day}\n")
+        for line in describe_record(rec):
+            out.write(line + "\n")
+    if read.end is not None:
+        end = read.end
+        line = f"{_short_time(end.get('ts'))}  end ({end.get('reason', 'closed')}): {end.get('records')} records"
+        if end.get("results_truncated"):
+            line += ", result rows cut at the byte cap"
+        out.write(line + "\n")
+        if end.get("summary"):
+            out.write(f"{'':14}summary: {_compact(end['summary'])}\n")
+    out.write(f"log {read.describe()}\n")
+
+
+_SHOWN = {"seq", "ts", "type", "sql", "statement", "protocol", "params", "decision", "rules", "rule",
+          "approval", "duration_ms", "rows", "tag", "error", "result_rows", "result_rows_omitted", "columns",
+          "method", "url", "status"}
+
+
+def describe_record(rec: dict[str, Any]) -> list[str]:
+    """A record as transcript lines: time, number, decision, protocol path, statement; then what
+    happened. Keys it does not know are shown as `key: value`."""
+    pad = " " * 14
+    decision = rec.get("decision")
+    rules = rec.get("rules") if rec.get("rules") is not None else rec.get("rule")
+    if isinstance(rules, str):
+        rules = [rules]
+    verdict = str(decision or rec.get("type") or "")
+    if rules:
+        verdict += " " + ",".join(map(str, rules))
+    text = rec.get("sql") or rec.get("statement")
+    if text is None and rec.get("method"):
+        text = f"{rec.get('method')} {rec.get('url', '')}"
+    head = f"{_short_time(rec.get('ts'))}  #{rec.get('seq')}"
+    if verdict:
+        head += f"  [{verdict}]"
+    if rec.get("protocol"):
+        head += f"  {rec['protocol']}"
+    statement_lines = str(text if text is not None else "").splitlines() or [""]
+    lines = [f"{head}  {statement_lines[0]}"]
+    lines += [f"{pad}{line}" for line in statement_lines[1:]]
+    if rec.get("params") not in (None, []):
+        lines.append(f"{pad}params: {_compact(rec['params'])}")
+    approvals = rec.get("approval")
+    for approval in approvals if isinstance(approvals, list) else [approvals] if approvals else []:
+        if isinstance(approval, dict):
+            who = approval.get("by") or approval.get("approver") or "?"
+            outcome = approval.get("outcome") or approval.get("decision") or "?"
+            ident = f" {approval['id']}" if approval.get("id") else ""
+            lines.append(f"{pad}approval{ident} {outcome} by {who}")
+        else:
+            lines.append(f"{pad}approval: {_compact(approval)}")
+    outcome = []
+    if rec.get("tag"):
+        outcome.append(str(rec["tag"]))
+    if rec.get("status") is not None:
+        outcome.append(f"HTTP {rec['status']}")
+    if rec.get("rows") is not None:
+        outcome.append(f"{rec['rows']} row" + ("" if rec["rows"] == 1 else "s"))
+    if isinstance(rec.get("duration_ms"), (int, float)):
+        outcome.append(f"{rec['duration_ms']:.2f} ms")
+    if outcome:
+        lines.append(f"{pad}-> " + " · ".join(outcome))
+    error = rec.get("error")
+    if error:
+        if isinstance(error, dict):
+            lines.append(f"{pad}error {error.get('code', '')}: {error.get('message', _compact(error))}")
+        else:
+            lines.append(f"{pad}error: {error}")
+    if "result_rows" in rec or "result_rows_omitted" in rec:
+        rows = rec.get("result_rows") or []
+        note = f" (+{rec['result_rows_omitted']} not recorded: byte cap)" if rec.get("result_rows_omitted") else ""
+        if rec.get("columns"):
+            lines.append(f"{pad}columns: {_compact(rec['columns'])}")
+        for row in rows:
+            lines.append(f"{pad}| {_compact(row)}")
+        if note:
+            lines.append(f"{pad}|{note}")
+    for key, value in rec.items():
+        if key not in _SHOWN:
+            lines.append(f"{pad}{key}: {_compact(value)}")
+    return lines
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
