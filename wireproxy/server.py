@@ -16,7 +16,7 @@ from collections import defaultdict
 
 import trio
 
-from .config import Config, ConfigError, PostgresListener, TcpListener
+from .config import Config, ConfigError, HttpListener, PostgresListener, TcpListener
 from .telemetry.logs import log
 from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
@@ -25,13 +25,15 @@ from .tcp import handle_tcp
 
 
 class Server:
-    def __init__(self, config: Config, *, rules_poll_interval: float = 1.0):
+    def __init__(self, config: Config, *, rules_poll_interval: float = 1.0, approvals=None):
         self.config = config
+        self.approvals = approvals          # the approval broker (wireproxy.http.approval.Approvals) or None
         self.session_log = open_session_log(config.log)
         self.cancels = CancelRegistry()
         self.rulebooks = RuleBooks(mask_hash_key(config.log))
-        for listener in config.postgres:      # a broken rule file stops serve before it listens
+        for listener in [*config.postgres, *config.http]:   # a broken rule file stops serve before it listens
             self.rulebooks.for_files(listener.rules)
+        self.http_proxies = [self._http_proxy(listener) for listener in config.http]
         self.rules_poll_interval = rules_poll_interval
         self.active: dict[str, int] = defaultdict(int)
         self._stop = trio.Event()
@@ -62,6 +64,8 @@ class Server:
                     await self._listen(listeners, sessions, "postgres", listener, self._postgres_handler(listener))
                 for listener in self.config.tcp:
                     await self._listen(listeners, sessions, "tcp", listener, self._tcp_handler(listener))
+                for listener, proxy in zip(self.config.http, self.http_proxies):
+                    await self._listen(listeners, sessions, "http", listener, self._http_handler(listener, proxy))
                 listeners.start_soon(self._watch_rules)
                 log("ready", listeners=sum(len(v) for v in self.bound.values()))
                 task_status.started(self.bound)
@@ -95,7 +99,7 @@ class Server:
         bound = [s.socket.getsockname()[:2] for s in sockets]
         self.bound.setdefault(f"{kind}:{address}", []).extend(bound)
         for host, port in bound:
-            log("listening", kind=kind, address=f"{host}:{port}", upstream=str(listener.upstream))
+            log("listening", kind=kind, address=f"{host}:{port}", upstream=str(listener.upstream or "forward proxy"))
         await nursery.start(functools.partial(trio.serve_listeners, handler, sockets, handler_nursery=sessions))
 
     def _postgres_handler(self, listener: PostgresListener):
@@ -117,6 +121,27 @@ class Server:
                     return
                 await session.run()
             except Exception as exc:      # one session's bug must not take the server down
+                _crashed(exc)
+            finally:
+                self.active[key] -= 1
+        return handler
+
+    def _http_proxy(self, listener: HttpListener):
+        from .http.proxy import HttpProxy
+        book = self.rulebooks.for_files(listener.rules)
+        if book is None:
+            log("rules.none", level="warning", listener=str(listener.listen),
+                note="no rule files: HTTP requests on this listener are not judged or masked")
+        return HttpProxy(listener, book, self.session_log, self.approvals)
+
+    def _http_handler(self, listener: HttpListener, proxy):
+        key = f"http:{listener.listen}"
+
+        async def handler(stream: trio.SocketStream) -> None:
+            self.active[key] += 1
+            try:
+                await proxy.handle(stream)
+            except Exception as exc:      # one connection's bug must not take the server down
                 _crashed(exc)
             finally:
                 self.active[key] -= 1

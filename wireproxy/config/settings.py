@@ -69,10 +69,39 @@ class TcpListener:
 
 
 @dataclass
+class HttpClientEntry:
+    """`[[http.client]]`: a client identity with its own wireproxy API key (stored as a digest)."""
+    name: str
+    key_sha256: bytes
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+@dataclass
 class HttpListener:
     listen: Address
-    upstream: str | None = None
+    upstream: str | None = None           # None: a forward proxy (HTTP_PROXY / HTTPS_PROXY)
     rules: list[Path] = field(default_factory=list)
+    max_connections: int = 1000
+    max_header_bytes: int = 64 * 1024
+    max_body_bytes: int = 32 * 1024 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    idle_timeout: float = 60.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+    upstream_ca: Path | None = None
+    upstream_key_env: str | None = None
+    upstream_auth: str = "auto"            # auto (as the client sent it) | bearer | x-api-key | api-key
+    clients: list[HttpClientEntry] = field(default_factory=list)
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    intercept: list[str] = field(default_factory=list)   # forward proxy: hosts whose TLS is opened
+    unlisted: str = "tunnel"               # forward proxy, other hosts: tunnel | refuse
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    record_body_bytes: int = 65536
+    approval_timeout: float = 300.0
 
 
 @dataclass
@@ -167,14 +196,85 @@ def load_config(path: str | Path) -> Config:
         ))
         c.done()
     for c in _array(top, "http"):
-        upstream = c.get("upstream", str)
-        if upstream is not None and not upstream.startswith(("http://", "https://")):
-            raise c.error("upstream", f"upstream must be an http:// or https:// URL, not {upstream!r}")
-        config.http.append(HttpListener(listen=_address(c, "listen", required=True), upstream=upstream,
-                                        rules=[_path(base, r) for r in c.get_list("rules", str)]))
+        config.http.append(_http_listener(c, base))
         c.done()
     top.done()
     return config
+
+
+def _http_listener(c: Checker, base: Path) -> HttpListener:
+    upstream = c.get("upstream", str)
+    if upstream is not None and not upstream.startswith(("http://", "https://")):
+        raise c.error("upstream", f"upstream must be an http:// or https:// URL, not {upstream!r}")
+    listener = HttpListener(listen=_address(c, "listen", required=True), upstream=upstream,
+                            rules=[_path(base, r) for r in c.get_list("rules", str)])
+    for key in ("max_connections", "max_header_bytes", "max_body_bytes", "record_body_bytes"):
+        setattr(listener, key, _positive(c, key, getattr(listener, key), zero_ok=key == "record_body_bytes"))
+    for key in ("header_timeout", "body_timeout", "idle_timeout", "connect_timeout", "read_timeout",
+                "approval_timeout"):
+        value = float(c.get(key, (int, float), getattr(listener, key)))
+        if value <= 0:
+            raise c.error(key, f"{c.name(key)} must be a positive number of seconds")
+        setattr(listener, key, value)
+    listener.upstream_ca = _path(base, c.get("upstream_ca", str))
+    listener.upstream_key_env = c.get("upstream_key_env", str)
+    listener.upstream_auth = c.choice("upstream_auth", ("auto", "bearer", "x-api-key", "api-key"), "auto")
+    for key in ("requests_per_minute", "tokens_per_minute"):
+        if key in c.table:
+            setattr(listener, key, _positive(c, key, 1))
+        else:
+            c.seen.add(key)
+    listener.intercept = c.get_list("intercept", str)
+    listener.unlisted = c.choice("unlisted", ("tunnel", "refuse"), "tunnel")
+    listener.ca_cert = _path(base, c.get("ca_cert", str))
+    listener.ca_key = _path(base, c.get("ca_key", str))
+    if upstream is not None and (listener.intercept or "unlisted" in c.table):
+        raise c.error("intercept" if listener.intercept else "unlisted",
+                      "intercept and unlisted are for a forward proxy ([[http]] without upstream)")
+    listener.clients = _http_clients(c)
+    return listener
+
+
+def _http_clients(c: Checker) -> list[HttpClientEntry]:
+    import hashlib
+    import os
+
+    clients: list[HttpClientEntry] = []
+    names: set[str] = set()
+    tables = c.get("client", list, [])
+    for j, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise c.error("client", f"{c.name('client')} must be written as [[http.client]] tables")
+        cc = Checker(c.file, c.where + ("client", j), table)
+        name = cc.get("name", str, required=True)
+        if not name.strip() or name in names:
+            raise cc.error("name", f"{cc.name('name')}: {name!r} is empty or used twice")
+        names.add(name)
+        digest_hex = cc.get("key_sha256", str)
+        key_env = cc.get("key_env", str)
+        if (digest_hex is None) == (key_env is None):
+            raise cc.error(None, f"{cc.name('key_sha256')} or {cc.name('key_env')} is required (one of them)")
+        if digest_hex is not None:
+            try:
+                digest = bytes.fromhex(digest_hex)
+            except ValueError:
+                digest = b""
+            if len(digest) != 32:
+                raise cc.error("key_sha256", f"{cc.name('key_sha256')} must be 64 hex digits (sha256 of the key)")
+        else:
+            key = os.environ.get(key_env, "")
+            if not key:
+                raise cc.error("key_env", f"{cc.name('key_env')}: environment variable {key_env} is not set")
+            digest = hashlib.sha256(key.encode()).digest()
+        entry = HttpClientEntry(name, digest)
+        for key in ("requests_per_minute", "tokens_per_minute"):
+            if key in cc.table:
+                setattr(entry, key, _positive(cc, key, 1))
+            else:
+                cc.seen.add(key)
+        cc.done()
+        clients.append(entry)
+    return clients
 
 
 def _table(top: Checker, key: str) -> Checker:
@@ -217,4 +317,4 @@ def _path(base: Path, text: str | None) -> Path | None:
 
 
 __all__ = ["Address", "Config", "LogConfig", "PostgresListener", "TcpListener",
-           "HttpListener", "AdminConfig", "load_config", "parse_address", "DEFAULT_RULES"]
+           "HttpListener", "HttpClientEntry", "AdminConfig", "load_config", "parse_address", "DEFAULT_RULES"]

@@ -1,0 +1,79 @@
+"""Walking JSON bodies: every string (for judging), every string rewritten (for masking), and
+the few fields of LLM APIs wireproxy reads (model, token usage)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string value (not keys), depth first."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
+        elif isinstance(v, list):
+            stack.extend(reversed(v))
+
+
+def text_of(value: Any) -> str:
+    return "\n".join(strings(value))
+
+
+def map_strings(value: Any, fn: Callable[[str], str]) -> tuple[Any, bool]:
+    """A copy with `fn` applied to every string value, and whether anything changed. Unchanged
+    subtrees are the same objects."""
+    if isinstance(value, str):
+        out = fn(value)
+        return out, out != value
+    if isinstance(value, dict):
+        changed = False
+        new = {}
+        for k, v in value.items():
+            nv, c = map_strings(v, fn)
+            new[k] = nv
+            changed = changed or c
+        return (new, True) if changed else (value, False)
+    if isinstance(value, list):
+        changed = False
+        items = []
+        for v in value:
+            nv, c = map_strings(v, fn)
+            items.append(nv)
+            changed = changed or c
+        return (items, True) if changed else (value, False)
+    return value, False
+
+
+def model_of(body: Any) -> str | None:
+    if isinstance(body, dict):
+        model = body.get("model")
+        if isinstance(model, str):
+            return model
+    return None
+
+
+def usage_tokens(obj: Any) -> int | None:
+    """Tokens an answer says it used: OpenAI chat/completions `usage.total_tokens`, Responses
+    and Anthropic `input_tokens` + `output_tokens` (Anthropic streams put them in
+    message_start.message.usage and message_delta.usage)."""
+    if not isinstance(obj, dict):
+        return None
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        for key in ("message", "response"):
+            inner = obj.get(key)
+            if isinstance(inner, dict) and isinstance(inner.get("usage"), dict):
+                usage = inner["usage"]
+                break
+        else:
+            return None
+    total = usage.get("total_tokens")
+    if isinstance(total, int):
+        return total
+    parts = [usage.get(k) for k in ("input_tokens", "output_tokens", "prompt_tokens", "completion_tokens")]
+    numbers = [p for p in parts if isinstance(p, int)]
+    return sum(numbers) if numbers else None
