@@ -65,8 +65,10 @@ def error(ident: Any, code: int, message: str, data: Any = None) -> dict[str, An
 
 
 def tool_error_result(ident: Any, text: str) -> dict[str, Any]:
-    """An MCP tools/call answer the agent reads as a failed tool run, with the reason."""
-    return result(ident, {"content": [{"type": "text", "text": text}], "isError": True})
+    """An MCP tools/call answer the agent reads as a failed tool run, with the reason.
+    (`resultType` is required by the newest protocol revisions and ignored by older ones.)"""
+    return result(ident, {"content": [{"type": "text", "text": text}], "isError": True,
+                          "resultType": "complete"})
 
 
 def encode(messages: list[dict[str, Any]], is_batch: bool) -> bytes:

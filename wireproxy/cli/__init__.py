@@ -7,7 +7,7 @@ import sys
 
 from ..config import ConfigError
 from ..sessionlog import SessionLogError
-from . import check, serve, sessions
+from . import ca, check, mcp, serve, sessions
 from .errors import UsageError
 
 
@@ -34,4 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parsers(commands)
     check.add_parser(commands)
     sessions.add_parsers(commands)
+    mcp.add_parser(commands)
+    ca.add_parser(commands)
     return parser
