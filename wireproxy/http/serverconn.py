@@ -105,6 +105,9 @@ class ServerConnection:
                         408, f"request headers not received within {self.limits.header_timeout:g} s"))
                 continue
             return None                                    # ConnectionClosed / Paused
+        head_size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if head_size > self.limits.max_header_bytes:     # h11 caps only a head still incomplete
+            raise HttpError(431, f"request head over the limit of {self.limits.max_header_bytes} bytes")
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers]
         request = Request(event.method.decode("ascii", "replace"), event.target.decode("latin-1"),
                           headers, http_version=event.http_version.decode("ascii"))
@@ -170,12 +173,26 @@ class ServerConnection:
 
     async def send_error(self, error: HttpError, extra_headers: list[tuple[str, str]] = ()) -> None:
         """The error as JSON, unless a response has begun (then the connection is cut)."""
+        if self.h11.our_state is h11.IDLE or self.h11.our_state is h11.ERROR and not self.response_started:
+            await self._send_raw_error(error)       # no request head to answer through h11
+            return
         if self.response_started or self.h11.our_state is not h11.SEND_RESPONSE:
             raise ClientGone()
         headers = [("content-type", "application/json"), *error.headers, *extra_headers]
         if error.status in (400, 408, 413, 431) or self.h11.their_state is not h11.DONE:
             headers.append(("connection", "close"))
         await self.send_whole(error.status, headers, error.body())
+
+    async def _send_raw_error(self, error: HttpError) -> None:
+        body = error.body()
+        head = (f"HTTP/1.1 {error.status} {REASONS.get(error.status, '')}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode("latin-1")
+        self.response_started = True
+        try:
+            await self.stream.send_all(head + body)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            raise ClientGone() from None
+        self.bytes_out += len(head) + len(body)
 
     async def watch_for_close(self, gone: trio.Event) -> None:
         """Sets `gone` when the client closes while we hold its request (bytes it sends meanwhile,
