@@ -66,7 +66,7 @@ def write_transcript(read: SessionLogRead, out: TextIO) -> None:
 
 _SHOWN = {"seq", "ts", "type", "sql", "statement", "protocol", "params", "decision", "rules", "rule",
           "approval", "duration_ms", "rows", "tag", "error", "result_rows", "result_rows_omitted", "columns",
-          "method", "url", "status"}
+          "method", "url", "status", "tool"}
 
 
 def describe_record(rec: dict[str, Any]) -> list[str]:
@@ -81,8 +81,8 @@ def describe_record(rec: dict[str, Any]) -> list[str]:
     if rules:
         verdict += " " + ",".join(map(str, rules))
     text = rec.get("sql") or rec.get("statement")
-    if text is None and rec.get("method"):
-        text = f"{rec.get('method')} {rec.get('url', '')}"
+    if text is None and rec.get("method"):       # HTTP: "POST https://..."; MCP: "tools/call query"
+        text = f"{rec.get('method')} {rec.get('tool') or rec.get('url', '')}"
     head = f"{_short_time(rec.get('ts'))}  #{rec.get('seq')}"
     if verdict:
         head += f"  [{verdict}]"
