@@ -25,27 +25,33 @@ _GROUP = re.compile(r"[0-9()+.\-]{1,8}|[A-Z0-9]{1,4}|[A-Z]{2}[0-9]{2}")
 _BACKOFF_STEPS = 8
 
 
+def _word_start(text: str, end: int, floor: int) -> int:
+    while end > floor and not text[end - 1].isspace():
+        end -= 1
+    return end
+
+
 def held_tail_start(text: str, limit: int = DEFAULT_MAX_HOLD) -> int:
     """Where the tail that might still grow into a match begins."""
     n = len(text)
     floor = max(0, n - limit)
-    i = n
-    if i > floor and text[i - 1] in " \t-":
-        i -= 1
-    start = i
-    while start > floor and not text[start - 1].isspace():
-        start -= 1
-    while start - 1 > floor and text[start - 1] == " " and not text[start - 2].isspace():
-        k = start - 1
-        m = k
-        while m > floor and not text[m - 1].isspace():
-            m -= 1
-        if not _GROUP.fullmatch(text, m, k):
+    if n > floor and text[n - 1] in " \t":
+        # "word ": finished, unless it is a group of a spaced number that may go on
+        start = _word_start(text, n - 1, floor)
+        if not _GROUP.fullmatch(text, start, n - 1):
+            start = n
+    else:
+        start = _word_start(text, n, floor)
+    while start < n and start - 1 > floor and text[start - 1] == " " and not text[start - 2].isspace():
+        m = _word_start(text, start - 1, floor)
+        if not _GROUP.fullmatch(text, m, start - 1):
             break
         start = m
     pem = text.rfind("-----BEGIN", floor)
-    if pem != -1 and text.find("-----END", pem) == -1:
-        start = min(start, pem)
+    if pem != -1:
+        end = text.find("-----END", pem)
+        if end == -1 or text.find("-----", end + 8) == -1:     # no complete END line yet
+            start = min(start, pem)
     return start
 
 
