@@ -92,9 +92,11 @@ class Response:
                 return value
         return None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self, on_wait=None) -> AsyncIterator[bytes]:
+        """The body as it arrives; `on_wait()` is awaited before each wait on the network (the
+        caller flushes what it holds back to batch writes)."""
         while not self.complete:
-            event = await self._client._next_event(self._conn)
+            event = await self._client._next_event(self._conn, on_wait)
             if isinstance(event, h11.Data):
                 if event.data:
                     yield bytes(event.data)
@@ -158,15 +160,15 @@ class HttpClient:
                 head.append(("content-length", str(len(body))))
         elif "content-length" not in names:
             head.append(("transfer-encoding", "chunked"))
-        await self._write(conn, h11.Request(method=method, target=target, headers=head))
-        if isinstance(body, (bytes, bytearray)):
-            if body:
-                await self._write(conn, h11.Data(data=body))
+        request = h11.Request(method=method, target=target, headers=head)
+        if isinstance(body, (bytes, bytearray)):     # one write: each send costs a wakeup upstream
+            await self._write(conn, request, h11.Data(data=body) if body else None, h11.EndOfMessage())
         else:
+            await self._write(conn, request)
             async for chunk in body:
                 if chunk:
                     await self._write(conn, h11.Data(data=chunk))
-        await self._write(conn, h11.EndOfMessage())
+            await self._write(conn, h11.EndOfMessage())
         sent_at = trio.current_time()
         while True:
             event = await self._next_event(conn)
@@ -178,9 +180,9 @@ class HttpClient:
                 return response
             raise UpstreamError(502, f"upstream {conn.origin} closed the connection without a response")
 
-    async def _write(self, conn: _Connection, event) -> None:
+    async def _write(self, conn: _Connection, *events) -> None:
         try:
-            data = conn.h11.send(event)
+            data = b"".join(conn.h11.send(event) or b"" for event in events if event is not None)
             if data:
                 with trio.fail_after(self.read_timeout):
                     await conn.stream.send_all(data)
@@ -191,7 +193,7 @@ class HttpClient:
         except h11.LocalProtocolError as exc:
             raise UpstreamError(502, f"cannot send this request upstream: {exc}") from None
 
-    async def _next_event(self, conn: _Connection):
+    async def _next_event(self, conn: _Connection, on_wait=None):
         while True:
             try:
                 event = conn.h11.next_event()
@@ -201,6 +203,8 @@ class HttpClient:
                 if isinstance(event, h11.ConnectionClosed):
                     raise UpstreamError(502, f"upstream {conn.origin} closed the connection mid-response")
                 return event
+            if on_wait is not None:
+                await on_wait()
             try:
                 with trio.fail_after(self.read_timeout):
                     data = await conn.stream.receive_some(READ_SIZE)

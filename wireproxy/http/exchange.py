@@ -66,6 +66,7 @@ class Exchange:
         self.started = time.perf_counter()
         self.user: str | None = None
         self.auth_style: str | None = None
+        self.counts_tokens = False
 
     async def run(self) -> None:
         try:
@@ -99,6 +100,10 @@ class Exchange:
                             headers=[("retry-after", str(max(1, round(wait))))])
         await self.ctx.ensure_recording(self.user)
         view = self.proxy.rules.view(self.user)
+        self.counts_tokens = bool(tpm)
+        if not (view.inspects or self.ctx.recording or tpm):   # nothing to judge, mask, record or count
+            await self._forward(self.request.body, view, None)
+            return
         value = _json_value(self.request)
         batch = jsonrpc.from_value(value) if value is not None else None
         body = self.request.body
@@ -241,7 +246,7 @@ class Exchange:
         return [("x-wireproxy-overhead-ms", f"{max(spent, 0) * 1000:.3f}")]
 
     async def _forward(self, body: bytes, view, mcp) -> int | None:
-        recording = self.ctx.recording
+        recording = self.ctx.recording or self.counts_tokens      # reading usage needs the body seen too
         filtering = view.mask_text is not None or mcp is not None or recording
         headers = self._upstream_headers(body, filtering)
         async with self.proxy.client.request(self.origin, self.request.method, self.target, headers, body) as response:
@@ -259,9 +264,11 @@ class Exchange:
             out_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
             out_headers = [(k, v) for k, v in out_headers if k.lower() not in HOP_BY_HOP or
                            (k.lower() == "content-length" and body_filter is None)]
-            await self.conn.send_head(response.status, out_headers + self._overhead(response))
-            async for chunk in response.chunks():
-                await self.conn.send_data(body_filter.feed(chunk) if body_filter is not None else chunk)
+            await self.conn.send_head(response.status, out_headers + self._overhead(response), hold=True)
+            async for chunk in response.chunks(on_wait=self.conn.flush):
+                out = body_filter.feed(chunk) if body_filter is not None else chunk
+                if out:
+                    await self.conn.send_data(out)
             if body_filter is not None:
                 await self.conn.send_data(body_filter.end())
                 self.record.update(body_filter.recorded())

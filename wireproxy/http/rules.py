@@ -20,7 +20,8 @@ class RulesView:
 
     @property
     def inspects(self) -> bool:
-        return self.mask_text is not None or bool(self.judge.rules)
+        """Anything to judge or mask (a [[tool]] alone makes MCP calls worth judging)."""
+        return self.mask_text is not None or bool(self.judge.rules) or bool(self.policy.ruleset.rules)
 
 
 class HttpRules:

@@ -60,6 +60,7 @@ class ServerConnection:
         self.peer = peer
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.response_started = False
+        self._held = b""                  # a response head waiting for its first body bytes
         self.bytes_in = 0
         self.bytes_out = 0
 
@@ -147,6 +148,8 @@ class ServerConnection:
 
     async def _send(self, event) -> None:
         data = self.h11.send(event)
+        if self._held:
+            data, self._held = self._held + (data or b""), b""
         if data:
             try:
                 await self.stream.send_all(data)
@@ -154,10 +157,23 @@ class ServerConnection:
                 raise ClientGone() from None
             self.bytes_out += len(data)
 
-    async def send_head(self, status: int, headers: list[tuple[str, str]]) -> None:
+    async def send_head(self, status: int, headers: list[tuple[str, str]], *, hold: bool = False) -> None:
+        """`hold`: keep the head to go out with the first body bytes (one write), until flush()."""
         self.response_started = True
-        await self._send(h11.Response(status_code=status, headers=headers,
-                                      reason=REASONS.get(status, "").encode()))
+        response = h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, "").encode())
+        if hold:
+            self._held += self.h11.send(response)
+        else:
+            await self._send(response)
+
+    async def flush(self) -> None:
+        if self._held:
+            data, self._held = self._held, b""
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                raise ClientGone() from None
+            self.bytes_out += len(data)
 
     async def send_data(self, data: bytes) -> None:
         if data:
@@ -167,8 +183,9 @@ class ServerConnection:
         await self._send(h11.EndOfMessage())
 
     async def send_whole(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        await self.send_head(status, headers + [("content-length", str(len(body)))])
-        await self.send_data(body)
+        await self.send_head(status, headers + [("content-length", str(len(body)))], hold=True)
+        if body:
+            self._held += self.h11.send(h11.Data(data=body))
         await self.send_end()
 
     async def send_error(self, error: HttpError, extra_headers: list[tuple[str, str]] = ()) -> None:
