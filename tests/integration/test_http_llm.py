@@ -151,3 +151,18 @@ async def test_upstream_404_and_plain_json_pass_through(tmp_path):
             missing, echoed = await in_thread(call)
     assert missing.status_code == 404 and missing.json()["error"]["message"] == "no such route"
     assert echoed.json()["echo"] == {"a": "alice@example.com"}      # no rules: nothing masked
+
+
+async def test_tokens_per_minute_from_usage(tmp_path):
+    with FakeLLM("ok") as upstream:                      # every answer says it used 30 tokens
+        async with running_proxy(tmp_path, f'upstream = "{upstream.url}"\ntokens_per_minute = 40', rules=None) as (_, port):
+            def call():
+                client = _openai(port)
+                ask = dict(model="m", messages=[{"role": "user", "content": "hi"}])
+                client.chat.completions.create(**ask)
+                client.chat.completions.create(**ask)    # 10 left: may go, and runs the bucket dry
+                with pytest.raises(openai.RateLimitError) as err:
+                    client.chat.completions.create(**ask)
+                return err.value
+            error = await in_thread(call)
+    assert len(upstream.seen) == 2 and "rate limit" in error.message
