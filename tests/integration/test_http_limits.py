@@ -117,3 +117,21 @@ async def test_max_connections(tmp_path):
             status, body = _status_and_json(await _raw(port, b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"))
             assert status == 503 and "too many connections" in body["error"]["message"]
             await holder.aclose()
+
+
+async def test_expect_100_continue(tmp_path):
+    with FakeLLM() as upstream:
+        async with running_proxy(tmp_path, f'upstream = "{upstream.url}"' + LIMITS, rules=None) as (_, port):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                  b"Content-Type: application/json\r\nContent-Length: 7\r\n\r\n")
+            with trio.fail_after(5):
+                interim = await stream.receive_some(65536)
+            assert interim.startswith(b"HTTP/1.1 100 ")
+            await stream.send_all(b'{"a":1}')
+            with trio.fail_after(5):
+                answer = b""
+                while b'"echo"' not in answer or not answer.rstrip().endswith(b"}"):
+                    answer += await stream.receive_some(65536)
+            assert b"200 OK" in answer and b'"a": 1' in answer
+            await stream.aclose()

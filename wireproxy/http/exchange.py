@@ -30,7 +30,7 @@ from .serverconn import Request, ServerConnection
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authorization",
                         "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade", "host",
-                        "content-length"})
+                        "content-length", "expect"})     # wireproxy reads the body whole: no 100-continue upstream
 
 
 def _hop_free(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -75,15 +75,19 @@ class Exchange:
             self.record.update(status=exc.status, error=exc.message)
             if exc.rule:
                 self.record.setdefault("rules", [exc.rule])
-            await self.conn.send_error(exc)
+            await self.conn.send_error(exc, self._overhead())
         except UpstreamError as exc:
             self.record.update(status=exc.status, error=str(exc))
             log("http.upstream_error", level="warning", client=self.conn.peer, upstream=str(self.origin),
                 status=exc.status, error=str(exc))
             await self.conn.send_error(HttpError(exc.status, str(exc)))
         finally:
-            self.record["duration_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
-            self.ctx.record(self.record, self.user)
+            record = self.record
+            record["duration_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
+            log("http.exchange", client=self.conn.peer, user=self.user, method=record["method"],
+                url=record["url"], status=record.get("status"), decision=record.get("decision"),
+                rules=record.get("rules"), duration_ms=record["duration_ms"])
+            self.ctx.record(record, self.user)
 
     async def _run(self) -> None:
         listener = self.proxy.settings

@@ -14,6 +14,7 @@ raises HttpError (408, 413, 431, 400); the caller answers it and the connection 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import h11
 import trio
@@ -122,6 +123,8 @@ class ServerConnection:
         if declared is not None and declared.isdigit() and int(declared) > cap:
             raise HttpError(413, f"request body of {declared} bytes is over the limit of {cap} bytes")
         body = bytearray()
+        if self.h11.they_are_waiting_for_100_continue:
+            await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         deadline = trio.current_time() + self.limits.body_timeout
         timeout = HttpError(408, f"request body not received within {self.limits.body_timeout:g} s")
         while True:
@@ -160,7 +163,7 @@ class ServerConnection:
     async def send_head(self, status: int, headers: list[tuple[str, str]], *, hold: bool = False) -> None:
         """`hold`: keep the head to go out with the first body bytes (one write), until flush()."""
         self.response_started = True
-        response = h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, "").encode())
+        response = h11.Response(status_code=status, headers=headers, reason=_reason(status))
         if hold:
             self._held += self.h11.send(response)
         else:
@@ -202,7 +205,7 @@ class ServerConnection:
 
     async def _send_raw_error(self, error: HttpError) -> None:
         body = error.body()
-        head = (f"HTTP/1.1 {error.status} {REASONS.get(error.status, '')}\r\ncontent-type: application/json\r\n"
+        head = (f"HTTP/1.1 {error.status} {_reason(error.status).decode()}\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode("latin-1")
         self.response_started = True
         try:
@@ -228,6 +231,13 @@ class ServerConnection:
     @property
     def reusable(self) -> bool:
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return REASONS.get(status, "").encode()
 
 
 class _nothing:
