@@ -84,9 +84,13 @@ class Exchange:
         finally:
             record = self.record
             record["duration_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
-            log("http.exchange", client=self.conn.peer, user=self.user, method=record["method"],
-                url=record["url"], status=record.get("status"), decision=record.get("decision"),
-                rules=record.get("rules"), duration_ms=record["duration_ms"])
+            status = record.get("status")
+            if record.get("decision") or not isinstance(status, int) or status >= 400:
+                # the judged and the failed; plain successes only in the session log (hot path)
+                log("http.exchange", level="info" if isinstance(status, int) and status < 500 else "warning",
+                    client=self.conn.peer, user=self.user, method=record["method"], url=record["url"],
+                    status=status, decision=record.get("decision"), rules=record.get("rules"),
+                    duration_ms=record["duration_ms"])
             self.ctx.record(record, self.user)
 
     async def _run(self) -> None:
