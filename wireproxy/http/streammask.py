@@ -74,6 +74,11 @@ class StreamTextMasker:
             self._pending = pending
             return ""
         whole = self.mask_text(pending)
+        if whole == pending and cut > 0:
+            # nothing to mask in all of it: the head goes as it is (masking the whole text at
+            # the end could not differ on it)
+            self._pending = pending[cut:]
+            return pending[:cut]
         for _ in range(_BACKOFF_STEPS):
             if cut <= 0:
                 break
