@@ -210,6 +210,31 @@ def _runs_as(binaries: PgBinaries, user: OsUser) -> bool:
         return False
 
 
+def traversable(path: Path, user: OsUser | None) -> bool:
+    """Whether `user` can reach into `path` (the x bit on it and every folder above it)."""
+    if user is None:
+        return True
+    for folder in [path.resolve(), *path.resolve().parents]:
+        st = folder.stat()
+        if st.st_uid == user.uid:
+            allowed = st.st_mode & 0o100
+        elif st.st_gid == user.gid:
+            allowed = st.st_mode & 0o010
+        else:
+            allowed = st.st_mode & 0o001
+        if not allowed:
+            return False
+    return True
+
+
+def reachable_temp_dir(user: OsUser | None) -> Path:
+    """Where a cluster's dir can go: the temp dir, unless the server user cannot reach it."""
+    for candidate in (Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")):
+        if candidate.is_dir() and traversable(candidate, user):
+            return candidate
+    raise PostgresNotFound(f"no temp dir the unprivileged user {user.name!r} can reach for PostgreSQL's data")
+
+
 # --- the cluster -----------------------------------------------------------------------------
 
 
@@ -266,11 +291,14 @@ class LocalCluster:
         """initdb and start a cluster in a new dir (under `parent` if given). On any failure,
         or a signal while it starts, whatever was started is stopped and the dir removed."""
         os_user = server_os_user()
-        root = Path(tempfile.mkdtemp(prefix="pg-" if parent else "wireproxy-pg-", dir=parent))
+        if parent is not None and os_user is not None:
+            parent.chmod(parent.stat().st_mode | 0o011)          # the server user may pass through
+            if not traversable(parent, os_user):
+                parent = None                                    # e.g. under a 0700 TMPDIR
+        base = parent or reachable_temp_dir(os_user)
+        root = Path(tempfile.mkdtemp(prefix="pg-" if parent else "wireproxy-pg-", dir=base))
         cluster = None
         try:
-            if parent is not None and os_user is not None:
-                parent.chmod(parent.stat().st_mode | 0o011)      # the server user may pass through
             binaries = usable_by(binaries or find_binaries(), os_user, root)
             cluster = cls(root=root, port=free_port(), binaries=binaries, os_user=os_user)
             cluster._init(settings or {}, hba)

@@ -76,8 +76,8 @@ def start(console: Console, stack: DemoStack, source: str | None) -> None:
     with _phase(console, "Starting PostgreSQL") as done:
         stack.start_postgres(source)
         binaries = stack.binaries
-        done(f"PostgreSQL {binaries.version} ({binaries.origin}: {binaries.bindir}) "
-             f"on 127.0.0.1:{stack.cluster.port}, data in {stack.cluster.root}")
+        done(f"PostgreSQL {binaries.version} ({binaries.origin}) on 127.0.0.1:{stack.cluster.port}\n"
+             f"  binaries in {binaries.bindir}\n  data in {stack.cluster.root}")
     with _phase(console, "Loading the sample shop") as done:
         import psycopg
         with psycopg.connect(stack.dsn(direct=True), autocommit=True) as conn:
@@ -87,7 +87,7 @@ def start(console: Console, stack: DemoStack, source: str | None) -> None:
     with _phase(console, "Starting wireproxy") as done:
         stack.start_proxy()
         done(f"wireproxy on 127.0.0.1:{stack.proxy.port} -> 127.0.0.1:{stack.cluster.port}, rules "
-             f"default.toml + {DEMO_RULES.name}, sessions recorded in {stack.log_dir}")
+             f"default.toml + {DEMO_RULES.name}\n  sessions recorded in {stack.log_dir}")
 
 
 @contextmanager
@@ -97,7 +97,10 @@ def _phase(console: Console, doing: str):
     said: list[str] = []
     with console.status(f"{doing}…"):
         yield said.append
-    console.print(f"[green]✓[/] {said[0] if said else doing} [dim]({time.monotonic() - began:.1f}s)[/]")
+    first, _, rest = (said[0] if said else doing).partition("\n")
+    console.print(f"[green]✓[/] {first} [dim]({time.monotonic() - began:.1f}s)[/]")
+    if rest:
+        console.print(rest, style="dim", soft_wrap=True)
 
 
 def what_next(console: Console) -> None:
