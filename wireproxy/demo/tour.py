@@ -30,8 +30,9 @@ CHECKED = "UPDATE customers SET email = NULL WHERE true"
 
 
 class Tour:
-    def __init__(self, console: Console, stack: DemoStack, *, pause: bool):
+    def __init__(self, console: Console, stack: DemoStack, *, program: str = "wireproxy", pause: bool):
         self.console = console
+        self.program = program
         self.stack = stack
         self.pause = pause
         self.steps = 0
@@ -97,7 +98,7 @@ class Tour:
         self.heading("Try a statement before it goes live: wireproxy check", "No database needed: the "
                      "decision, the rule that made it, and the facts wireproxy read from the SQL.")
         args = ["check", "--rules", _shown(DEFAULT_RULES), "--rules", _shown(DEMO_RULES), CHECKED]
-        self.console.print(Text("$ " + shlex.join(["wireproxy", *args]), style="bold cyan"))
+        self.console.print(Text("$ " + shlex.join([self.program, *args]), style="bold cyan"))
         run = subprocess.run([sys.executable, "-m", "wireproxy.cli", *args], capture_output=True, text=True,
                              timeout=60)
         self.console.print(Text(run.stdout.rstrip() + run.stderr.rstrip()))
@@ -114,9 +115,9 @@ class Tour:
         transcript = io.StringIO()
         write_transcript(read, transcript)
         paths = f"--log-dir {stack.log_dir} --key-file {stack.key_file}"
-        self.console.print(Text(f"$ wireproxy sessions show {read.session_id} {paths}", style="bold cyan"))
+        self.console.print(Text(f"$ {self.program} sessions show {read.session_id} {paths}", style="bold cyan"))
         self.console.print(Panel(Text(transcript.getvalue().rstrip()), border_style="dim"))
-        self.console.print(Text(f"$ wireproxy sessions verify {read.session_id} {paths}", style="bold cyan"))
+        self.console.print(Text(f"$ {self.program} sessions verify {read.session_id} {paths}", style="bold cyan"))
         verdict = "green" if read.exit_code == 0 else "bold red"
         self.console.print(Text(f"{read.session_id}  {read.describe()}", style=verdict))
 
