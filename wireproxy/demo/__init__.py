@@ -55,7 +55,8 @@ def program_name() -> str:
 def run_demo(*, keep: bool = False, source: str | None = None, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
     program = program_name()
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    previous_int = signal.getsignal(signal.SIGINT)
+    previous_term = signal.signal(signal.SIGTERM, _terminated)
     stack = DemoStack.create()
     try:
         console.rule("[bold]wireproxy demo")
@@ -86,8 +87,8 @@ def run_demo(*, keep: bool = False, source: str | None = None, console: Console 
             stack.close()
             console.print(f"[dim]Stopped wireproxy and PostgreSQL; removed {stack.root}.[/]")
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def start(console: Console, stack: DemoStack, source: str | None) -> None:
