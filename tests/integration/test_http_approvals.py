@@ -65,7 +65,9 @@ def _ask(port):
 async def test_held_request_follows_the_broker(tmp_path, approve):
     broker = ScriptedBroker(approve)
     with FakeLLM("done") as upstream:
-        async with running_proxy(tmp_path, f'upstream = "{upstream.url}"', rules=RULES, approvals=broker) as (_, port):
+        log = f'[log]\ndir = "{tmp_path / "logs"}"\nkey_file = "{tmp_path / "wireproxy.key"}"\n'
+        async with running_proxy(tmp_path, f'upstream = "{upstream.url}"', rules=RULES, approvals=broker,
+                                 top=log) as (_, port):
             if approve:
                 answer = await in_thread(_ask, port)
                 assert answer.choices[0].message.content == "done"
@@ -81,6 +83,7 @@ async def test_held_request_follows_the_broker(tmp_path, approve):
     (request,) = broker.requests
     assert request.rule_id == "orders-need-approval" and request.source == "http"
     assert "ORD-12345678" in request.statement and "alice@example.com" not in request.statement
+    assert (tmp_path / "logs" / f"{request.session_id}.wpl").exists()       # the session it was held in
 
 
 async def test_approve_without_broker_fails_closed(tmp_path):

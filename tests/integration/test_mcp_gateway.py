@@ -72,3 +72,35 @@ async def test_mcp_over_stdio(tmp_path):
               sys.executable, str(TESTS / "mcp_demo_server.py"), "stdio"])
     out = await in_asyncio(_session, params)
     _check(out)
+
+
+async def test_mcp_over_stdio_is_recorded(tmp_path):
+    import json
+    import subprocess
+
+    rules = tmp_path / "mcp.toml"
+    rules.write_text(MCP_RULES)
+    config = tmp_path / "wireproxy.toml"
+    config.write_text(f'[log]\ndir = "{tmp_path / "logs"}"\nkey_file = "{tmp_path / "wireproxy.key"}"\n')
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "wireproxy.cli", "mcp", "--config", str(config), "--rules", str(rules), "--user", "agent-7", "--",
+              sys.executable, str(TESTS / "mcp_demo_server.py"), "stdio"])
+
+    async def session(server):
+        async with Client(server) as client:
+            await client.call_tool("query", {"sql": "DROP TABLE users"})
+            await client.call_tool("query", {"sql": "SELECT email FROM users"})
+    await in_asyncio(session, params)
+
+    def sessions(*args):
+        done = subprocess.run([sys.executable, "-m", "wireproxy.cli", "sessions", *args, "--config", str(config)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    (listed,) = [json.loads(line) for line in sessions("list", "--json").splitlines()]
+    assert listed["user"] == "agent-7"
+    shown = sessions("show", listed["id"])
+    assert "[block no-drop]" in shown and "tools/call query" in shown
+    assert "****@example.com" in shown and "alice@example.com" not in shown
+    assert '"blocked": 1' in shown

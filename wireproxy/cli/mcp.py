@@ -87,7 +87,7 @@ async def _run(command, rules, books, session_log, user) -> int:
         services.start_soon(watch_rules)
         bridge = StdioBridge(lambda: rules.view(user), user=user,
                              record=recorder.record if recorder is not None else None,
-                             session_id=recorder.id.hex() if recorder is not None else None)
+                             session_id=recorder.id if recorder is not None else None)
         try:
             code = await bridge.run(command, client_in, client_out)
         finally:

@@ -25,7 +25,7 @@ class ConnectionContext:
 
     @property
     def session_id(self) -> str | None:
-        return self.recorder.id.hex() if self.recorder is not None else None
+        return self.recorder.id if self.recorder is not None else None
 
     async def ensure_recording(self, user: str | None) -> None:
         session_log = self.proxy.session_log
