@@ -48,6 +48,8 @@ class Server:
             return
         log("shutdown.requested", grace_s=self.config.shutdown_grace)
         self._stop.set()
+        for proxy in self.http_proxies:
+            proxy.close_idle()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as services:          # outlives the sessions

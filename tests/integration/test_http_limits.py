@@ -135,3 +135,14 @@ async def test_expect_100_continue(tmp_path):
                     answer += await stream.receive_some(65536)
             assert b"200 OK" in answer and b'"a": 1' in answer
             await stream.aclose()
+
+
+async def test_shutdown_closes_idle_keep_alive_connections(tmp_path):
+    with FakeLLM() as upstream:
+        async with running_proxy(tmp_path, f'upstream = "{upstream.url}"', rules=None) as (server, port):
+            idle = await trio.open_tcp_stream("127.0.0.1", port)
+            await idle.send_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+            await idle.receive_some(65536)                 # answered; now at rest, kept alive
+            server.request_shutdown()                      # once: a graceful drain
+            with trio.fail_after(5):                       # long before idle_timeout (60 s)
+                assert await idle.receive_some(65536) == b""

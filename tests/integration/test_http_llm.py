@@ -166,3 +166,11 @@ async def test_tokens_per_minute_from_usage(tmp_path):
                 return err.value
             error = await in_thread(call)
     assert len(upstream.seen) == 2 and "rate limit" in error.message
+
+
+async def test_secret_in_query_string_blocked(tmp_path):
+    with FakeLLM("ok") as upstream:
+        async with running_proxy(tmp_path, f'upstream = "{upstream.url}"') as (_, port):
+            response = await in_thread(lambda: httpx.get(f"http://127.0.0.1:{port}/echo?key=AKIAIOSFODNN7EXAMPLE"))
+        assert upstream.seen == []
+    assert response.status_code == 403 and response.json()["error"]["rule"] == "no-aws-keys"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import unquote_plus
 from typing import Any
 
 import trio
@@ -145,10 +146,9 @@ class Exchange:
     # -- judging ------------------------------------------------------------------------------
 
     async def _judge_llm(self, view, value: Any, body: bytes) -> bytes:
-        if value is None:
-            text = body.decode("utf-8", "replace") if body else ""
-        else:
-            text = text_of(value)
+        text = text_of(value) if value is not None else body.decode("utf-8", "replace")
+        if "?" in self.target:             # a secret in a query string is still a secret sent
+            text = f"{unquote_plus(self.target.partition('?')[2])}\n{text}"
         model = model_of(value)
         if model:
             self.record["model"] = model

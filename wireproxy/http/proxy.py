@@ -68,6 +68,16 @@ class HttpProxy:
             from .forward import Tunnels
             self.tunnels = Tunnels(self)
         self.active = 0
+        self.connections: set[ServerConnection] = set()
+        self.stopping = False
+
+    def close_idle(self) -> None:
+        """Shutdown: connections waiting for a next request close now; the others after the
+        exchange in flight."""
+        self.stopping = True
+        for conn in list(self.connections):
+            if conn.idle_scope is not None:
+                conn.idle_scope.cancel()
 
     async def handle(self, stream: trio.abc.Stream, peer: str | None = None) -> None:
         if peer is None:
@@ -99,8 +109,9 @@ class HttpProxy:
         """Requests on one connection until it closes; `tunnel`: the origin of an intercepted CONNECT."""
         conn = ServerConnection(stream, self.limits, peer)
         ctx = ConnectionContext(self, peer, tunnel)
+        self.connections.add(conn)
         try:
-            while True:
+            while not self.stopping:
                 try:
                     request = await conn.next_request()
                 except HttpError as exc:
@@ -125,6 +136,7 @@ class HttpProxy:
         except ClientGone:
             return
         finally:
+            self.connections.discard(conn)
             ctx.close(conn)
 
     def _route(self, request: Request, tunnel: Origin | None) -> tuple[Origin, str] | HttpError:

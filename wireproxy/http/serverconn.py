@@ -62,6 +62,7 @@ class ServerConnection:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.response_started = False
         self._held = b""                  # a response head waiting for its first body bytes
+        self.idle_scope: trio.CancelScope | None = None   # set while waiting for a next request
         self.bytes_in = 0
         self.bytes_out = 0
 
@@ -98,7 +99,11 @@ class ServerConnection:
                 if head_deadline is None and h.trailing_data[0]:
                     head_deadline = trio.current_time() + self.limits.header_timeout
                 if head_deadline is None:
-                    if not await self._receive(idle_deadline, None):
+                    with trio.CancelScope() as idle:     # shutdown cancels a connection at rest
+                        self.idle_scope = idle
+                        got = await self._receive(idle_deadline, None)
+                    self.idle_scope = None
+                    if idle.cancelled_caught or not got:
                         return None
                     if h.trailing_data[0]:
                         head_deadline = trio.current_time() + self.limits.header_timeout
