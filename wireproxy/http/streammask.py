@@ -21,7 +21,7 @@ import re
 from typing import Callable
 
 DEFAULT_MAX_HOLD = 4096
-_GROUP = re.compile(r"[0-9()+.\-]{1,8}|[A-Z0-9]{1,4}|[A-Z]{2}[0-9]{2}")
+_GROUP = re.compile(r"[0-9()+.\-]+|[A-Z0-9]{1,4}|[A-Z]{2}[0-9]{2}")
 _BACKOFF_STEPS = 8
 
 
