@@ -190,8 +190,9 @@ class HttpClient:
             raise UpstreamError(504, f"upstream {conn.origin} did not take the request in time") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise UpstreamError(502, f"lost the connection to upstream {conn.origin} ({type(exc).__name__})") from None
-        except h11.LocalProtocolError as exc:
-            raise UpstreamError(502, f"cannot send this request upstream: {exc}") from None
+        except h11.LocalProtocolError:
+            # h11's message quotes the offending header value, which may be a key: not repeated
+            raise UpstreamError(502, "cannot send this request upstream: a header h11 refuses") from None
 
     async def _next_event(self, conn: _Connection, on_wait=None):
         while True:

@@ -55,6 +55,9 @@ class HttpProxy:
             if self.upstream_key is None:
                 raise ConfigError("[[http]]", None, f"upstream_key_env: environment variable "
                                   f"{settings.upstream_key_env} is not set")
+            if not all(33 <= ord(ch) < 127 for ch in self.upstream_key):
+                raise ConfigError("[[http]]", None, f"upstream_key_env: the key in {settings.upstream_key_env} "
+                                  "has spaces or characters a header cannot carry")
         self.limits = Limits(settings.max_header_bytes, settings.max_body_bytes, settings.header_timeout,
                              settings.body_timeout, settings.idle_timeout)
         self.client = HttpClient(connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
