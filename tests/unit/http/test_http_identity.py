@@ -84,3 +84,19 @@ def test_http_config_errors(tmp_path, text, problem):
     with pytest.raises(ConfigError) as err:
         _config(tmp_path, f'[[http]]\nlisten = "127.0.0.1:1"\n{text}\n')
     assert problem in str(err.value) and "wireproxy.toml:" in str(err.value)
+
+
+def test_upstream_key_must_be_set_and_header_safe(tmp_path, monkeypatch):
+    from wireproxy.http.proxy import HttpProxy
+
+    config = _config(tmp_path, '[[http]]\nlisten = "127.0.0.1:1"\nupstream = "http://x"\n'
+                               'upstream_key_env = "WP_TEST_KEY"\n')
+    monkeypatch.delenv("WP_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="WP_TEST_KEY is not set"):
+        HttpProxy(config.http[0])
+    monkeypatch.setenv("WP_TEST_KEY", "sk-bad\r\nX-Injected: 1")
+    with pytest.raises(ConfigError) as err:
+        HttpProxy(config.http[0])
+    assert "sk-bad" not in str(err.value)
+    monkeypatch.setenv("WP_TEST_KEY", "sk-good")
+    assert HttpProxy(config.http[0]).upstream_key == "sk-good"
