@@ -15,9 +15,11 @@ make the proxy buffer without limit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
+_EOL = re.compile(rb"\r\n|\r|\n")
 
 
 class SseError(Exception):
@@ -70,7 +72,7 @@ def encode_event(data: str, name: str | None = None) -> bytes:
     return (head + body + "\n").encode("utf-8")
 
 
-def _parse_line(line: bytes) -> tuple[str, str] | None:
+def _parse_line(line: bytes) -> tuple[str, str]:
     text = line.decode("utf-8", "replace")
     if text.startswith(":"):
         return ("", text[1:])
@@ -85,7 +87,6 @@ class SseParser:
         self.max_event_size = max_event_size
         self._buf = bytearray()
         self._pos = 0                      # where the current event starts in _buf
-        self._scan = 0                     # how far line ends have been looked for
         self._fields: list[tuple[str, str]] = []
         self._line_start = 0
         self._ended = False
@@ -105,54 +106,41 @@ class SseParser:
         self._ended = True
         events = self._split(final=True)
         if self._line_start < len(self._buf):      # a last line without its line end
-            line = bytes(self._buf[self._line_start:])
-            parsed = _parse_line(line)
-            if parsed is not None:
-                self._fields.append(parsed)
+            self._fields.append(_parse_line(bytes(self._buf[self._line_start:])))
             self._line_start = len(self._buf)
         if self._pos < len(self._buf):
             events.append(Event(bytes(self._buf[self._pos:]), self._fields, complete=False))
         self._buf.clear()
-        self._pos = self._scan = self._line_start = 0
+        self._pos = self._line_start = 0
         self._fields = []
         return events
 
     def _split(self, final: bool) -> list[Event]:
         buf = self._buf
         events: list[Event] = []
-        i = self._scan
         n = len(buf)
-        while i < n:
-            c = buf[i]
-            if c != 10 and c != 13:
-                i += 1
-                continue
-            if c == 13:
-                if i + 1 >= n and not final:
-                    break                   # a CR at the end may be the start of CRLF
-                end = i + 2 if i + 1 < n and buf[i + 1] == 10 else i + 1
-            else:
-                end = i + 1
-            line = bytes(buf[self._line_start:i])
-            if line:
-                parsed = _parse_line(line)
-                if parsed is not None:
-                    self._fields.append(parsed)
-            elif self._line_start > self._pos or self._fields:
+        search = _EOL.search
+        start = self._line_start
+        while True:
+            m = search(buf, start)
+            if m is None:
+                break
+            line_end, end = m.span()
+            if end == n and end - line_end == 1 and buf[line_end] == 13 and not final:
+                break                               # a CR at the end may be the start of CRLF
+            if line_end > start:
+                self._fields.append(_parse_line(bytes(buf[start:line_end])))
+            elif self._fields or start > self._pos:
                 events.append(Event(bytes(buf[self._pos:end]), self._fields))
                 self._fields = []
                 self._pos = end
-            else:
-                # a blank line with no event before it: part of the next event's raw bytes
-                pass
-            self._line_start = end
-            i = end
-        self._scan = i
+            # (a blank line before any field starts no event: it stays in the next one's bytes)
+            start = end
+        self._line_start = start
         return events
 
     def _compact(self) -> None:
         if self._pos > 65536 and self._pos * 2 > len(self._buf):
             del self._buf[:self._pos]
-            self._scan -= self._pos
             self._line_start -= self._pos
             self._pos = 0

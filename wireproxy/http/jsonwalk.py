@@ -25,26 +25,36 @@ def text_of(value: Any) -> str:
 
 def map_strings(value: Any, fn: Callable[[str], str]) -> tuple[Any, bool]:
     """A copy with `fn` applied to every string value, and whether anything changed. Unchanged
-    subtrees are the same objects."""
+    subtrees are the same objects (nothing is copied when nothing changes)."""
     if isinstance(value, str):
         out = fn(value)
         return out, out != value
     if isinstance(value, dict):
-        changed = False
-        new = {}
-        for k, v in value.items():
-            nv, c = map_strings(v, fn)
-            new[k] = nv
-            changed = changed or c
-        return (new, True) if changed else (value, False)
+        new = None
+        for key, item in value.items():
+            if isinstance(item, str):
+                out = fn(item)
+                if out == item:
+                    continue
+            elif isinstance(item, (dict, list)):
+                out, changed = map_strings(item, fn)
+                if not changed:
+                    continue
+            else:
+                continue
+            if new is None:
+                new = dict(value)
+            new[key] = out
+        return (value, False) if new is None else (new, True)
     if isinstance(value, list):
-        changed = False
-        items = []
-        for v in value:
-            nv, c = map_strings(v, fn)
-            items.append(nv)
-            changed = changed or c
-        return (items, True) if changed else (value, False)
+        items = None
+        for i, item in enumerate(value):
+            out, changed = map_strings(item, fn) if isinstance(item, (str, dict, list)) else (item, False)
+            if changed:
+                if items is None:
+                    items = list(value)
+                items[i] = out
+        return (value, False) if items is None else (items, True)
     return value, False
 
 
