@@ -81,7 +81,7 @@ class Exchange:
             self.record.update(status=exc.status, error=str(exc))
             log("http.upstream_error", level="warning", client=self.conn.peer, upstream=str(self.origin),
                 status=exc.status, error=str(exc))
-            await self.conn.send_error(HttpError(exc.status, str(exc)))
+            await self.conn.send_error(HttpError(exc.status, str(exc)), self._overhead())
         finally:
             record = self.record
             record["duration_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
