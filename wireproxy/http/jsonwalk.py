@@ -3,7 +3,16 @@ the few fields of LLM APIs wireproxy reads (model, token usage)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterator
+
+# Images, audio and files inline as base64 (a data: URL or a bare run): not text to judge or
+# mask, and masking a match inside one would corrupt it.
+_BLOB = re.compile(r"(?:data:[\w/+.-]+;base64,)?[A-Za-z0-9+/=_-]{1024,}")
+
+
+def is_blob(text: str) -> bool:
+    return len(text) >= 1024 and _BLOB.fullmatch(text) is not None
 
 
 def strings(value: Any) -> Iterator[str]:
@@ -12,7 +21,8 @@ def strings(value: Any) -> Iterator[str]:
     while stack:
         v = stack.pop()
         if isinstance(v, str):
-            yield v
+            if not is_blob(v):
+                yield v
         elif isinstance(v, dict):
             stack.extend(reversed(list(v.values())))
         elif isinstance(v, list):
@@ -27,12 +37,16 @@ def map_strings(value: Any, fn: Callable[[str], str]) -> tuple[Any, bool]:
     """A copy with `fn` applied to every string value, and whether anything changed. Unchanged
     subtrees are the same objects (nothing is copied when nothing changes)."""
     if isinstance(value, str):
+        if is_blob(value):
+            return value, False
         out = fn(value)
         return out, out != value
     if isinstance(value, dict):
         new = None
         for key, item in value.items():
             if isinstance(item, str):
+                if len(item) >= 1024 and is_blob(item):
+                    continue
                 out = fn(item)
                 if out == item:
                     continue

@@ -108,3 +108,19 @@ def test_mcp_results_masked_and_tools_filtered():
         "content": [{"type": "text", "text": "alice@example.com"}], "structuredContent": {"email": "bob@example.org"}}))
     assert "alice@" not in str(answer) and "bob@" not in str(answer)
     assert records[-1]["result"] == answer["result"]
+
+
+def test_inline_base64_is_neither_judged_nor_masked():
+    import base64
+
+    from wireproxy.http.jsonwalk import map_strings, text_of
+
+    blob = base64.b64encode(b"AKIAIOSFODNN7EXAMPLE alice@example.com " * 60).decode()
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is in this picture? mail bob@example.org"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{blob}"}}]}]}
+    assert blob not in text_of(body)
+    masker = Masker(RULES.masks).for_user("")
+    masked, changed = map_strings(body, masker.mask_text)
+    assert changed and masked["messages"][0]["content"][1] == body["messages"][0]["content"][1]
+    assert "bob@" not in masked["messages"][0]["content"][0]["text"]
