@@ -107,13 +107,11 @@ class Server:
         async def handler(stream: trio.SocketStream) -> None:
             self.active[key] += 1
             try:
-                session = PgSession(stream, listener, self.cancels, judge_factory, self.session_log,
-                                    mask_factory)
+                session = PgSession(stream, listener, self.cancels, judge_factory=judge_factory,
+                                    mask_factory=mask_factory, session_log=self.session_log)
                 if self.active[key] > listener.max_connections:
-                    session.relay.refuse("53300", "sorry, too many clients already (wireproxy limit)",
+                    await session.refuse("53300", "sorry, too many clients already (wireproxy limit)",
                                          "too many connections")
-                    await session._flush_client()
-                    await session._close()
                     return
                 await session.run()
             except Exception as exc:      # one session's bug must not take the server down
