@@ -18,6 +18,7 @@ from .protocol import (BIND, CLOSE, COPY_DONE, COPY_FAIL, DESCRIBE, EXECUTE, FLU
                        PARSE, PASSWORD, QUERY, SYNC, TERMINATE, Wait)
 
 HOLD, STOP = 1, 2
+_FLUSH = b"H\0\0\0\4"
 
 
 def cstring_at(message: bytes, start: int) -> tuple[str, int]:
@@ -154,6 +155,12 @@ class ClientSide:
                     entry.record = self.recorder.statement(statement.sql, "extended", statement.decision, params)
                 self._limit(statement.decision, entry)
         self.out.append(message)
+        if entry is not None and entry.limits is not None:
+            # The rest of the batch waits for this result's end: if it is cut, the batch must
+            # fail on the server too (see ServerSide.answer). Our Flush gets the rows out.
+            entry.held = True
+            self.relay.holds.hold()
+            self.out.append(_FLUSH)
         return None
 
     def _limit(self, decision, entry) -> None:
@@ -203,17 +210,28 @@ class ClientSide:
         enforcer, conversation = self.enforcer, self.conversation
         if enforcer.judge is None:
             self._forward_call(call, message, ALLOW)
-            return None
-        if (call.function_oid in enforcer.function_names or conversation.transaction_status == "E"
-                or conversation.discarding or conversation.copy_in):
+        elif call.function_oid in enforcer.function_names:
             self._judged_call(call, message)
-            return None
-
-        def resolved(rows: list[tuple]) -> None:
-            enforcer.function_names[call.function_oid] = function_name(rows)
-            self._judged_call(call, message)
-        self.relay.ask(Lookup(function_name_sql(call.function_oid), resolved))
+        elif conversation.discarding or conversation.copy_in or (
+                conversation.transaction_status == "E" and conversation.settled):
+            self._unrunnable_call()
+        else:
+            def resolved(rows: list[tuple] | None) -> None:
+                if rows is None and conversation.transaction_status == "E":
+                    self._unrunnable_call()         # our lookup failed as the call would have
+                    return
+                if rows is not None:
+                    enforcer.function_names[call.function_oid] = function_name(rows)
+                self._judged_call(call, message)
+            self.relay.ask(Lookup(function_name_sql(call.function_oid), resolved))
         return None
+
+    def _unrunnable_call(self) -> None:
+        """No lookup can run now, and the server fails or skips this call whatever it names (a
+        failed transaction, a skip to Sync, a copy): it gets a call that can never run in its
+        place, and answers as it would have for the original."""
+        self.conversation.expect(Wait.FUNCTION)
+        self.out.append(subst.substitute_function_call())
 
     def _judged_call(self, call: FunctionCall, message: bytes) -> None:
         self._forward_call(call, message, self.enforcer.function(call.function_oid))

@@ -26,7 +26,7 @@ from .protocol import ANSWERS, ENDS_AT_READY, Pending, Wait
 
 
 class Conversation:
-    __slots__ = ("full", "pending", "discarding", "copy_in", "transaction_status")
+    __slots__ = ("full", "pending", "discarding", "copy_in", "transaction_status", "settled")
 
     def __init__(self, *, full: bool = True) -> None:
         # full: every answer is expected. Otherwise (a relay with nothing to inspect) only the
@@ -37,6 +37,7 @@ class Conversation:
         self.discarding = False        # the server skips messages up to the next Sync
         self.copy_in = False           # the server is in COPY FROM STDIN reading the client
         self.transaction_status = "I"
+        self.settled = True            # nothing sent since the last ReadyForQuery: its status holds
 
     @property
     def head(self) -> Pending | None:
@@ -50,6 +51,7 @@ class Conversation:
 
     def expect(self, wait: Wait) -> Pending | None:
         """A forwarded message the server will answer; None when the server will skip it."""
+        self.settled = False
         if self.discarding:
             return None
         if self.copy_in:           # read by the copy: it fails the copy, and is answered by nothing
@@ -60,6 +62,7 @@ class Conversation:
         return entry
 
     def sync(self) -> Pending | None:
+        self.settled = False
         if self.copy_in:           # ignored by the server during copy-in
             return None
         self.discarding = False
@@ -85,6 +88,7 @@ class Conversation:
     def ask(self, lookup) -> bytes:
         """Our own read-only query; its answers belong to `lookup`. The caller holds the client's
         input until it is answered, and never asks while the server skips or is in a copy."""
+        self.settled = False
         self.pending.append(Pending(Wait.LOOKUP, internal=True, lookup=lookup))
         return Query(lookup.sql).encode()
 
@@ -115,6 +119,7 @@ class Conversation:
                 break
         if self.full:
             self._drop_markers()
+        self.settled = not pending
         return done
 
     def error(self) -> list[Pending]:

@@ -121,6 +121,12 @@ class Enforcer:
         if self.judge is not None:
             self.judge.close(name)
 
+    def forget_all(self) -> None:
+        """DISCARD ALL or DEALLOCATE ALL went through: the server has forgotten every prepared
+        statement (and DISCARD ALL every portal)."""
+        self.statements.clear()
+        self.portals.clear()
+
     def function(self, oid: int) -> Decision:
         return self.judge.function(self.function_names.get(oid))
 

@@ -21,7 +21,8 @@ _FUNCTION_NAME_SQL = ("SELECT n.nspname || '.' || p.proname FROM pg_catalog.pg_p
 @dataclass(slots=True)
 class Lookup:
     sql: str
-    answered: Callable[[list[tuple]], None]      # called with the rows (values as bytes or None)
+    answered: Callable[[list[tuple] | None], None]   # its rows (values as bytes or None); None:
+                                                     # the server answered with an error
     rows: list = field(default_factory=list)
     failed: bool = False                         # the server answered with an error
 

@@ -59,11 +59,13 @@ SYNC_POINTS = frozenset({QUERY, SYNC, FUNCTION_CALL})
 
 @dataclass(slots=True)
 class Pending:
-    """One answer the server owes. The conversation sets `wait`, `internal` and `lookup`; each
-    collaborator owns its own slots and nobody else writes them."""
+    """One answer the server owes. The conversation sets `wait`, `internal` and `lookup`, the
+    relay `quiet` and `held`; each collaborator owns its own slots and nobody else writes them."""
     wait: Wait
     internal: bool = False       # conversation: our own message; its answer is read, not forwarded
     lookup: Any = None           # conversation: the in-band request a LOOKUP entry answers
+    quiet: bool = False          # relay: not even an error of its answer reaches the client
+    held: bool = False           # relay: the client's input waits until this answer is in
     blocked: tuple[str, str] | None = None   # enforcement: (sqlstate, text) the client gets
                                              # for the error of a substituted message
     portal: str | None = None    # masking: the portal (Execute, Describe P) or statement (Describe S)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import time
 
 from protocols.postgres import (CancelRequest, ErrorResponse, Framer, GSSENCRequest, NoticeResponse,
-                                ProtocolError, SSLRequest, StartupMessage, decode_startup)
+                                Parse, ProtocolError, SSLRequest, StartupMessage, decode_startup)
 from protocols.postgres.framing import DEFAULT_MAX_MESSAGE_SIZE
 
 from ..policy.strict import StrictColumns
 from . import client_side, server_side
 from .conversation import Conversation
-from .enforcement import Enforcer
+from .enforcement import Enforcer, unparseable
 from .holds import Holds
 from .limits import VolumeLimits
 from .lookups import Lookup
@@ -200,7 +200,7 @@ class PgRelay:
     def answered(self, lookup: Lookup) -> None:
         self.lookups -= 1
         self.reframe()
-        lookup.answered([] if lookup.failed else lookup.rows)
+        lookup.answered(None if lookup.failed else lookup.rows)
         self.release()
 
     def cancel_query(self, why: str) -> None:
@@ -209,6 +209,14 @@ class PgRelay:
         if not any(isinstance(a, CancelQuery) for a in self.actions):
             self.actions.append(CancelQuery(why))
             self.holds.hold()
+
+    def fail_batch(self) -> None:
+        """Make the server fail the current extended-protocol batch: a Parse it cannot parse, sent
+        ahead of the batch's held rest; it skips to Sync and rolls the batch back."""
+        entry = self.conversation.internal(Wait.PARSE)
+        if entry is not None:
+            entry.quiet = True
+            self.to_server.append(Parse("wireproxy_cut", unparseable("volume-limit")).encode())
 
     def hold_for_approval(self, sql: str, decision) -> bool:
         """An approve decision: hold the statement for a human (False: no broker, block it)."""

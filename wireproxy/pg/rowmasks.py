@@ -51,8 +51,8 @@ class RowMasks:
         pattern = _catalog_pattern(self.masker.specs)
         return _CATALOG_SQL.format(pattern=pattern) if pattern else None
 
-    def learn_columns(self, rows: list[tuple]) -> None:
-        for row in rows:
+    def learn_columns(self, rows: list[tuple] | None) -> None:
+        for row in rows or ():
             if len(row) == 4 and None not in row:
                 oid, attnum, table, column = (v.decode("utf-8", "surrogateescape") for v in row)
                 self.columns[(int(oid), int(attnum))] = (table, column)

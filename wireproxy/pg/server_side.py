@@ -2,8 +2,9 @@
 to the collaborators (masks, limits, records, the blocked statement's error) before it goes out.
 
 After a cut result the client has its error already: until the ReadyForQuery that ends it,
-whatever the server still sends for that statement and the rest of its batch is read and
-dropped (`relay.muted`), as the client expects after an error.
+whatever the server still sends for that statement and the rest of its batch or query string is
+read and dropped (`relay.muted`), as the client expects after an error; notifications and
+parameter changes still go through, as they concern the session, not the statement.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from .protocol import (BIND_OK, CLOSE_OK, COMPLETE, COPY_DATA, COPY_IN, DATA_ROW
                        ROW_DESCRIPTION, SUSPENDED, Phase, Wait)
 from .rowmasks import REFUSED
 
-_HEARD_WHILE_MUTED = frozenset({READY, NOTICE, NOTIFICATION, PARAM_STATUS})
+# What still reaches a muted client: the end, and what concerns the session as a whole.
+_HEARD_WHILE_MUTED = frozenset({READY, NOTIFICATION, PARAM_STATUS})
+_FORGETS_STATEMENTS = frozenset({b"DISCARD ALL", b"DEALLOCATE ALL"})
 
 
 class ServerSide:
@@ -108,15 +111,24 @@ class ServerSide:
         """Everything ANSWERS lists: the entry it completes, if any."""
         code = message[0]
         if head is not None and head.cut and (code == COMPLETE or code == SUSPENDED):
-            message = self.limits.cut_error(head)       # the result was cut: its end is our error
+            # The result was cut: its end is our error, and what the server still says for this
+            # statement or its batch is dropped up to ReadyForQuery. The server finished it
+            # before our cancel landed, so an extended batch is made to fail there too.
+            message = self.limits.cut_error(head)
             if head.record is not None:
                 self.recorder.error(head.record, message)
             self.out.append(message)
-            self._completed(self.conversation.answered(code), message)
             self.relay.muted = True
+            entry = self.conversation.answered(code)
+            if entry is not None and entry.held:
+                self.relay.fail_batch()
+            self._completed(entry, message)
             return None
-        if head is not None and head.record is not None and code == COMPLETE:
-            self.recorder.completion(head.record, message)
+        if code == COMPLETE:
+            if head is not None and head.record is not None:
+                self.recorder.completion(head.record, message)
+            if message[5:-1] in _FORGETS_STATEMENTS:
+                self.enforcer.forget_all()
         return self._completed(self.conversation.answered(code), message)
 
     def _completed(self, entry, message: bytes):
@@ -132,6 +144,9 @@ class ServerSide:
             self.limits.finished(entry)
             if not self.limits.active:
                 self.relay.reframe()
+        if entry.held:
+            entry.held = False
+            self.relay.release()
 
     # ------------------------------------------------------------- ends and errors --
 
@@ -154,6 +169,7 @@ class ServerSide:
         relay = self.relay
         if is_fatal(message):
             relay.server_said_fatal = True
+        quiet = head is not None and head.quiet
         if head is not None:
             if head.blocked is not None and not relay.server_said_fatal:
                 message = self.enforcer.swap_error(head, message)
@@ -163,7 +179,7 @@ class ServerSide:
                 self.recorder.error(head.record, message)
         for entry in self.conversation.error():        # the server now skips to Sync
             self.done(entry, record=entry is head)
-        return message
+        return None if quiet and not relay.server_said_fatal else message
 
     def copy_in(self, head, message: bytes):
         self.conversation.copy_started()
