@@ -25,9 +25,11 @@ def slow_examples(short: int, long: int = 20_000) -> int:
 def pg():
     cluster = PgCluster.start()
     try:
-        cluster.psql("CREATE ROLE md5user LOGIN PASSWORD 'md5-secret'; "
-                     "CREATE ROLE scramuser LOGIN PASSWORD 'scram-secret'; "
-                     "GRANT ALL ON SCHEMA public TO md5user, scramuser")
+        # md5user's password is stored as MD5: with a SCRAM verifier the server would run SCRAM.
+        cluster.psql("SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5-secret'; "
+                     "RESET password_encryption; CREATE ROLE scramuser LOGIN PASSWORD 'scram-secret'; "
+                     "CREATE ROLE passworduser LOGIN PASSWORD 'clear-secret'; "
+                     "GRANT ALL ON SCHEMA public TO md5user, scramuser, passworduser")
         yield cluster
     finally:
         cluster.stop()

@@ -120,6 +120,7 @@ class PgCluster:
         # trust for the superuser; real auth methods for the roles the auth tests create.
         (cluster.datadir / "pg_hba.conf").write_text(
             "host all md5user 127.0.0.1/32 md5\n"
+            "host all passworduser 127.0.0.1/32 password\n"
             "host all scramuser 127.0.0.1/32 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\n"
             "local all all trust\n"
