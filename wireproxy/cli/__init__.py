@@ -7,7 +7,7 @@ import sys
 
 from ..config import ConfigError
 from ..sessionlog import SessionLogError
-from . import check, serve, sessions
+from . import approvals, check, serve, sessions
 from .errors import UsageError
 
 
@@ -34,4 +34,5 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parsers(commands)
     check.add_parser(commands)
     sessions.add_parsers(commands)
+    approvals.add_parsers(commands)
     return parser
