@@ -8,6 +8,7 @@ cancelling them; asking twice cancels at once.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import secrets
 import signal
@@ -72,6 +73,10 @@ class Server:
         self.bound[f"admin:{address}"] = bound
         for host, port in bound:
             log("listening", kind="admin", address=f"{host}:{port}", token_file=str(self.config.token_file))
+            if not ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                log("admin.not_loopback", level="warning", address=f"{host}:{port}",
+                    note="the admin API speaks plain HTTP: its bearer token crosses the network in clear; "
+                         "listen on loopback, or put a TLS proxy in front")
         await services.start(serve_admin, sockets, AdminApi(self.broker, self.admin_token))
 
     def _cache_stat(self, key: str) -> int:

@@ -28,6 +28,7 @@ from .http import Request, Response, error_response, json_response
 from .token import token_matches
 
 _ROUTE = re.compile(r"^/approvals/([A-Za-z0-9_-]{1,64})(?:/(approve|deny))?/?$")
+_QUIET = ("/healthz", "/metrics")
 _FIELDS = {"approve": {"approver", "reason", "window"}, "deny": {"approver", "reason"}}
 
 
@@ -48,8 +49,9 @@ class AdminApi:
                 traceback="".join(traceback.format_exception(exc))[-4000:])
             response = error_response(500, "internal", "internal error (see the wireproxy log)")
         metrics.ADMIN_REQUESTS.inc(code=str(response.status))
-        log("admin.request", level="info" if response.status < 400 else "warning", method=request.method,
-            path=request.path[:200], status=response.status, client=request.client)
+        if response.status >= 300 or request.path not in _QUIET:      # scrapes and probes: no log line each
+            log("admin.request", level="info" if response.status < 400 else "warning", method=request.method,
+                path=request.path[:200], status=response.status, client=request.client)
         return response
 
     async def _route(self, request: Request) -> Response:

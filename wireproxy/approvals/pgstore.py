@@ -66,6 +66,14 @@ class PostgresStore:
                 started = True
                 task_status.started()
 
+        try:
+            await self._run(on_change, on_resync, ready)
+        finally:
+            if self._conn is not None:
+                with trio.CancelScope(shield=True):
+                    await self._conn.aclose()
+
+    async def _run(self, on_change: OnChange, on_resync, ready) -> None:
         async with trio.open_nursery() as nursery:       # readers of notified rows, the pruner
             first = True
             while True:
@@ -175,10 +183,6 @@ class PostgresStore:
             return decision
         check_transition(current, approval_id, decision, now)
         raise AlreadyDecided(f"approval {approval_id} changed meanwhile", current)
-
-    async def aclose(self) -> None:
-        if self._conn is not None:
-            await self._conn.aclose()
 
     async def _query(self, sql: str, *params):
         async with self._lock:
