@@ -233,12 +233,18 @@ class Broker:
         return approval
 
     def _add_grant(self, approval: Approval) -> Grant | None:
+        """Keep a window grant; returns it when it is news (not heard before, not expired)."""
         grant = approval.window_grant()
-        if grant is None or grant.expires <= self.clock():
+        now = self.clock()
+        if grant is None or grant.expires <= now:
             return None
         key = (grant.user, grant.fingerprint)
-        if key not in self._grants or self._grants[key].expires < grant.expires:
-            self._grants[key] = grant
+        known = self._grants.get(key)
+        if known is not None and known.expires >= grant.expires - 0.001:   # a rounding is no news
+            return None
+        for stale in [k for k, g in self._grants.items() if g.expires <= now]:
+            del self._grants[stale]
+        self._grants[key] = grant
         return grant
 
     def _release_covered(self, grant: Grant) -> None:

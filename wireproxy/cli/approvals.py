@@ -166,7 +166,7 @@ def run_show(args, out: TextIO) -> int:
 
 @_command
 def run_decide(args, out: TextIO) -> int:
-    approver = args.approver or os.environ.get("WIREPROXY_APPROVER") or getpass.getuser()
+    approver = args.approver or os.environ.get("WIREPROXY_APPROVER") or _login_name()
     body: dict[str, Any] = {"approver": approver, "reason": args.reason}
     if args.action == "approve" and args.window:
         body["window"] = args.window
@@ -177,6 +177,13 @@ def run_decide(args, out: TextIO) -> int:
                  f" (until {item['grant_until']})")
     out.write(line + "\n")
     return 0
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise UsageError("who decides? name the approver with --as NAME (or $WIREPROXY_APPROVER)") from None
 
 
 def write_approval(item: dict[str, Any], out: TextIO) -> None:
