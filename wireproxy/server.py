@@ -158,7 +158,7 @@ class Server:
             finally:
                 self.active[key] -= 1
                 open_now.dec()
-                if session is not None:
+                if session is not None:     # at session end; live counts would come from the pumps
                     from_client.inc(session.bytes_from_client)
                     from_server.inc(session.bytes_from_server)
         return handler
