@@ -52,7 +52,7 @@ class VolumeLimits:
         if entry.cut:
             return DROP
         limits = entry.limits
-        if limits is _REFUSED:
+        if limits is None or limits is _REFUSED:
             return PASS
         counts = entry.counts
         if counts is None:

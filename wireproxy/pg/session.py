@@ -31,14 +31,16 @@ _LINGER_BYTES = 1 << 26
 
 class PgSession:
     def __init__(self, client, listener: PostgresListener, cancels: CancelRegistry, *,
-                 judge_factory=None, mask_factory=None, session_log=None, connect_upstream=connect):
+                 judge_factory=None, mask_factory=None, session_log=None, connect_upstream=connect,
+                 cancel_upstream=send_cancel):
         self.client = client
         self.listener = listener
         self.cancels = cancels
         self.session_log = session_log
         self.recorder = None
         self.session_id: str | None = None
-        self.connect_upstream = connect_upstream
+        self.connect_upstream = connect_upstream      # (host, port, timeout) -> stream
+        self.cancel_upstream = cancel_upstream        # (address, CancelRequest, timeout) -> None
         self.relay = PgRelay(
             upstream=str(listener.upstream), judge_factory=judge_factory, mask_factory=mask_factory,
             max_message_size=listener.max_message_size, recording=session_log is not None,
@@ -184,7 +186,7 @@ class PgSession:
         key = self.relay.backend_key
         if key is None:
             return
-        await send_cancel(self.listener.upstream, CancelRequest(*key), timeout=2.0)
+        await self.cancel_upstream(self.listener.upstream, CancelRequest(*key), timeout=2.0)
         log("session.query_cancelled", client=self.peer, backend_pid=key[0], why=why)
 
     # ------------------------------------------------------------------------------- events --
