@@ -96,3 +96,32 @@ async def test_approve_without_broker_fails_closed(tmp_path):
             error = await in_thread(call)
         assert upstream.seen == []
     assert "no approval broker is configured" in error.message
+
+
+@pytest.mark.parametrize("approve", [True, False])
+async def test_held_through_the_real_broker(tmp_path, approve):
+    """With the admin API on, the server's own broker holds HTTP requests until someone decides."""
+    with FakeLLM("done") as upstream:
+        admin = '[admin]\nlisten = "127.0.0.1:0"\n'
+        async with running_proxy(tmp_path, f'upstream = "{upstream.url}"', rules=RULES, top=admin) as (server, port):
+            async def decide():
+                while not (pending := await server.broker.approvals("pending")):
+                    await trio.sleep(0.02)
+                (held,) = pending
+                assert held.request.source == "http" and held.request.rule_id == "orders-need-approval"
+                if approve:
+                    await server.broker.approve(held.id, "bob")
+                else:
+                    await server.broker.deny(held.id, "bob", "not today")
+
+            def call():
+                if approve:
+                    return _ask(port).choices[0].message.content
+                with pytest.raises(openai.PermissionDeniedError) as err:
+                    _ask(port)
+                return err.value.message
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(decide)
+                got = await in_thread(call)
+        assert len(upstream.seen) == (1 if approve else 0)
+    assert got == "done" if approve else "denied by bob: not today" in got

@@ -7,7 +7,7 @@ import sys
 
 from ..config import ConfigError
 from ..sessionlog import SessionLogError
-from . import ca, check, demo, mcp, serve, sessions
+from . import approvals, ca, check, demo, mcp, serve, sessions
 from .errors import UsageError
 
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     check.add_parser(commands)
     sessions.add_parsers(commands)
+    approvals.add_parsers(commands)
     mcp.add_parser(commands)
     ca.add_parser(commands)
     return parser

@@ -7,14 +7,19 @@ with no file: Postgres on 127.0.0.1:6432 to 127.0.0.1:5432 with rules/default.to
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..approvals.model import parse_duration
+from ..pgclient import PgTarget
+from .http_settings import HttpClientEntry, HttpListener, http_listener
 from .tomlfile import Checker, TomlFile
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_RULES = PACKAGE_ROOT / "rules" / "default.toml"
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+TOKEN_FILE_NAME = "wireproxy-admin.token"
 
 
 @dataclass(frozen=True)
@@ -69,42 +74,6 @@ class TcpListener:
 
 
 @dataclass
-class HttpClientEntry:
-    """`[[http.client]]`: a client identity with its own wireproxy API key (stored as a digest)."""
-    name: str
-    key_sha256: bytes
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
-
-
-@dataclass
-class HttpListener:
-    listen: Address
-    upstream: str | None = None           # None: a forward proxy (HTTP_PROXY / HTTPS_PROXY)
-    rules: list[Path] = field(default_factory=list)
-    max_connections: int = 1000
-    max_header_bytes: int = 64 * 1024
-    max_body_bytes: int = 32 * 1024 * 1024
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    idle_timeout: float = 60.0
-    connect_timeout: float = 10.0
-    read_timeout: float = 300.0
-    upstream_ca: Path | None = None
-    upstream_key_env: str | None = None
-    upstream_auth: str = "auto"            # auto (as the client sent it) | bearer | x-api-key | api-key
-    clients: list[HttpClientEntry] = field(default_factory=list)
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
-    intercept: list[str] = field(default_factory=list)   # forward proxy: hosts whose TLS is opened
-    unlisted: str = "tunnel"               # forward proxy, other hosts: tunnel | refuse
-    ca_cert: Path | None = None
-    ca_key: Path | None = None
-    record_body_bytes: int = 65536
-    approval_timeout: float = 300.0
-
-
-@dataclass
 class LogConfig:
     dir: Path | None = None
     key_file: Path | None = None
@@ -117,7 +86,28 @@ class LogConfig:
 @dataclass
 class AdminConfig:
     listen: Address | None = None
-    token_file: Path | None = None
+    token_file: Path | None = None      # default: beside the config file (see Config.token_file)
+    url: str | None = None              # how people reach the API (webhooks); default http://listen
+
+    @property
+    def public_url(self) -> str | None:
+        if self.url:
+            return self.url.rstrip("/")
+        return f"http://{self.listen}" if self.listen is not None else None
+
+
+@dataclass
+class ApprovalsConfig:
+    store: str = "memory"               # memory | postgres
+    dsn: str | None = None              # postgres: postgresql://user@host:port/db (no password)
+    password_env: str | None = None     # postgres: the environment variable holding the password
+    table: str = "wireproxy_approvals"
+    timeout: float = 300.0              # a request's default wait, when its rule names none
+    notice_interval: float = 10.0       # how often a held client is told it still waits
+    max_window: float = 86400.0         # the longest window grant an approver may give
+    webhook: str | None = None          # POSTed a JSON document for each new request
+    webhook_timeout: float = 5.0
+    webhook_retries: int = 3
 
 
 @dataclass
@@ -125,6 +115,7 @@ class Config:
     path: Path | None = None
     log: LogConfig = field(default_factory=LogConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     postgres: list[PostgresListener] = field(default_factory=list)
     tcp: list[TcpListener] = field(default_factory=list)
     http: list[HttpListener] = field(default_factory=list)
@@ -134,6 +125,17 @@ class Config:
     def defaults(cls) -> "Config":
         return cls(postgres=[PostgresListener(parse_address("127.0.0.1:6432"),
                                               parse_address("127.0.0.1:5432"), [DEFAULT_RULES])])
+
+    @property
+    def token_file(self) -> Path:
+        """The admin token: [admin] token_file, else beside the config file, else beside the
+        log key file, else in the working directory."""
+        if self.admin.token_file is not None:
+            return self.admin.token_file
+        for anchor in (self.path, self.log.key_file):
+            if anchor is not None:
+                return Path(anchor).resolve().parent / TOKEN_FILE_NAME
+        return Path(TOKEN_FILE_NAME).resolve()
 
     @property
     def rule_files(self) -> list[Path]:
@@ -168,8 +170,11 @@ def load_config(path: str | Path) -> Config:
     if "admin" in file.data:
         c = _table(top, "admin")
         config.admin = AdminConfig(listen=_address(c, "listen"),
-                                   token_file=_path(base, c.get("token_file", str)))
+                                   token_file=_path(base, c.get("token_file", str)),
+                                   url=_url(c, "url"))
         c.done()
+    if "approvals" in file.data:
+        config.approvals = _approvals(_table(top, "approvals"))
     for i, c in enumerate(_array(top, "postgres")):
         config.postgres.append(PostgresListener(
             listen=_address(c, "listen", required=True),
@@ -196,85 +201,50 @@ def load_config(path: str | Path) -> Config:
         ))
         c.done()
     for c in _array(top, "http"):
-        config.http.append(_http_listener(c, base))
+        config.http.append(http_listener(c, base))
         c.done()
     top.done()
     return config
 
 
-def _http_listener(c: Checker, base: Path) -> HttpListener:
-    upstream = c.get("upstream", str)
-    if upstream is not None and not upstream.startswith(("http://", "https://")):
-        raise c.error("upstream", f"upstream must be an http:// or https:// URL, not {upstream!r}")
-    listener = HttpListener(listen=_address(c, "listen", required=True), upstream=upstream,
-                            rules=[_path(base, r) for r in c.get_list("rules", str)])
-    for key in ("max_connections", "max_header_bytes", "max_body_bytes", "record_body_bytes"):
-        setattr(listener, key, _positive(c, key, getattr(listener, key), zero_ok=key == "record_body_bytes"))
-    for key in ("header_timeout", "body_timeout", "idle_timeout", "connect_timeout", "read_timeout",
-                "approval_timeout"):
-        value = float(c.get(key, (int, float), getattr(listener, key)))
-        if value <= 0:
-            raise c.error(key, f"{c.name(key)} must be a positive number of seconds")
-        setattr(listener, key, value)
-    listener.upstream_ca = _path(base, c.get("upstream_ca", str))
-    listener.upstream_key_env = c.get("upstream_key_env", str)
-    listener.upstream_auth = c.choice("upstream_auth", ("auto", "bearer", "x-api-key", "api-key"), "auto")
-    for key in ("requests_per_minute", "tokens_per_minute"):
-        if key in c.table:
-            setattr(listener, key, _positive(c, key, 1))
-        else:
-            c.seen.add(key)
-    listener.intercept = c.get_list("intercept", str)
-    listener.unlisted = c.choice("unlisted", ("tunnel", "refuse"), "tunnel")
-    listener.ca_cert = _path(base, c.get("ca_cert", str))
-    listener.ca_key = _path(base, c.get("ca_key", str))
-    if upstream is not None and (listener.intercept or "unlisted" in c.table):
-        raise c.error("intercept" if listener.intercept else "unlisted",
-                      "intercept and unlisted are for a forward proxy ([[http]] without upstream)")
-    listener.clients = _http_clients(c)
-    return listener
+def _approvals(c: Checker) -> ApprovalsConfig:
+    def duration(key: str, default: float) -> float:
+        value = c.get(key, (int, float, str), default)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise c.error(key, f"{c.name(key)}: {exc}") from None
+
+    store = c.choice("store", ("memory", "postgres"), "memory")
+    dsn = c.get("dsn", str)
+    if store == "postgres" and dsn is None:
+        raise c.error("store", 'approvals.store = "postgres" needs approvals.dsn (postgresql://user@host:port/db)')
+    if dsn is not None:
+        try:
+            PgTarget.parse(dsn)
+        except ValueError as exc:
+            raise c.error("dsn", f"approvals.dsn: {exc}") from None
+    password_env = c.get("password_env", str)
+    if password_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", password_env):
+        raise c.error("password_env", "approvals.password_env must name an environment variable")
+    table = c.get("table", str, "wireproxy_approvals")
+    if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", table):
+        raise c.error("table", "approvals.table must be a lower-case SQL identifier")
+    settings = ApprovalsConfig(
+        store=store, dsn=dsn, password_env=password_env, table=table,
+        timeout=duration("timeout", 300.0), notice_interval=duration("notice_interval", 10.0),
+        max_window=duration("max_window", 86400.0), webhook=_url(c, "webhook"),
+        webhook_timeout=duration("webhook_timeout", 5.0),
+        webhook_retries=_positive(c, "webhook_retries", 3, zero_ok=True))
+    c.done()
+    return settings
 
 
-def _http_clients(c: Checker) -> list[HttpClientEntry]:
-    import hashlib
-    import os
-
-    clients: list[HttpClientEntry] = []
-    names: set[str] = set()
-    tables = c.get("client", list, [])
-    for j, table in enumerate(tables):
-        if not isinstance(table, dict):
-            raise c.error("client", f"{c.name('client')} must be written as [[http.client]] tables")
-        cc = Checker(c.file, c.where + ("client", j), table)
-        name = cc.get("name", str, required=True)
-        if not name.strip() or name in names:
-            raise cc.error("name", f"{cc.name('name')}: {name!r} is empty or used twice")
-        names.add(name)
-        digest_hex = cc.get("key_sha256", str)
-        key_env = cc.get("key_env", str)
-        if (digest_hex is None) == (key_env is None):
-            raise cc.error(None, f"{cc.name('key_sha256')} or {cc.name('key_env')} is required (one of them)")
-        if digest_hex is not None:
-            try:
-                digest = bytes.fromhex(digest_hex)
-            except ValueError:
-                digest = b""
-            if len(digest) != 32:
-                raise cc.error("key_sha256", f"{cc.name('key_sha256')} must be 64 hex digits (sha256 of the key)")
-        else:
-            key = os.environ.get(key_env, "")
-            if not key:
-                raise cc.error("key_env", f"{cc.name('key_env')}: environment variable {key_env} is not set")
-            digest = hashlib.sha256(key.encode()).digest()
-        entry = HttpClientEntry(name, digest)
-        for key in ("requests_per_minute", "tokens_per_minute"):
-            if key in cc.table:
-                setattr(entry, key, _positive(cc, key, 1))
-            else:
-                cc.seen.add(key)
-        cc.done()
-        clients.append(entry)
-    return clients
+def _url(c: Checker, key: str) -> str | None:
+    url = c.get(key, str)
+    if url is not None and not re.match(r"^https?://[^\s/?#]+", url):
+        raise c.error(key, f"{c.name(key)} must be an http:// or https:// URL")
+    return url
 
 
 def _table(top: Checker, key: str) -> Checker:
@@ -316,5 +286,5 @@ def _path(base: Path, text: str | None) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-__all__ = ["Address", "Config", "LogConfig", "PostgresListener", "TcpListener",
-           "HttpListener", "HttpClientEntry", "AdminConfig", "load_config", "parse_address", "DEFAULT_RULES"]
+__all__ = ["Address", "AdminConfig", "ApprovalsConfig", "Config", "LogConfig", "PostgresListener", "TcpListener",
+           "HttpListener", "HttpClientEntry", "load_config", "parse_address", "DEFAULT_RULES"]

@@ -2,31 +2,18 @@
 
 A request or tool call whose decision is `approve` is held: submitted, then waited on; if the
 client goes away first the ticket is withdrawn. With no broker configured an approve decision
-is answered 403 (fail closed).
+is answered 403 (fail closed). The request type is the broker's own (wireproxy.approvals).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
 from typing import Any, Protocol
 
 import trio
 
+from wireproxy.approvals import ApprovalRequest, ApprovalUnavailable
 from wireproxy.policy import Decision
-
-
-@dataclass(frozen=True)
-class ApprovalRequest:
-    user: str | None
-    database: str | None
-    statement: str                 # the masked text of what is held
-    rule_id: str | None
-    approvers: tuple[str, ...]
-    timeout: float
-    fingerprint: str
-    source: str                    # "http" | "mcp"
-    session_id: str | None
-    client: str
 
 
 class Outcome(Protocol):
@@ -54,7 +41,10 @@ async def hold(approvals: Approvals | None, request: ApprovalRequest, client_gon
     """(approved, why): waits on the broker; a client that goes away withdraws the ticket."""
     if approvals is None:
         return False, NO_BROKER.format(rule=request.rule_id)
-    ticket = await approvals.submit(request)
+    try:
+        ticket = await approvals.submit(request)
+    except ApprovalUnavailable as exc:            # cannot be held: it must not go on
+        return False, f"blocked by wireproxy rule {request.rule_id}: approval unavailable ({exc})"
     outcome = None
     async with trio.open_nursery() as nursery:
         async def wait_outcome():
@@ -78,6 +68,11 @@ async def hold(approvals: Approvals | None, request: ApprovalRequest, client_gon
         return False, f"blocked by wireproxy rule {request.rule_id}: approval timed out"
     why = f": {outcome.reason}" if outcome.reason else ""
     return False, f"blocked by wireproxy rule {request.rule_id}: denied by {outcome.approver}{why}"
+
+
+def fingerprint(source: str, rule_id: str | None, statement: str) -> str:
+    """What a time-window grant matches: the same rule and the same (masked) text."""
+    return f"{source}:{rule_id}:{hashlib.sha256(statement.encode('utf-8', 'replace')).hexdigest()[:32]}"
 
 
 def approvers_of(decision: Decision) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from wireproxy.policy import Action, Decision
 from wireproxy.telemetry.logs import log
 
 from ..mcp.inspect import McpInspector
-from .approval import ApprovalRequest, approvers_of, hold
+from .approval import ApprovalRequest, approvers_of, fingerprint, hold
 from .bodies import make_filter
 from .client import Origin, UpstreamError
 from .content import ALLOW
@@ -185,9 +185,9 @@ class Exchange:
 
     async def _hold(self, decision: Decision, statement: str, source: str) -> tuple[bool, str]:
         request = ApprovalRequest(
-            user=self.user, database=None, statement=statement[:8192], rule_id=decision.rule_id,
+            user=self.user or "", database=None, statement=statement[:8192], rule_id=decision.rule_id,
             approvers=approvers_of(decision), timeout=self.proxy.settings.approval_timeout,
-            fingerprint=f"{source}:{decision.rule_id}:{hash(statement) & 0xffffffff:08x}", source=source,
+            fingerprint=fingerprint(source, decision.rule_id, statement), source=source,
             session_id=self.ctx.session_id, client=self.conn.peer)
         gone = trio.Event()
         async with trio.open_nursery() as nursery:

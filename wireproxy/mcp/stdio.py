@@ -19,7 +19,7 @@ import trio
 from protocols.http import jsonrpc
 from wireproxy.telemetry.logs import log
 
-from ..http.approval import ApprovalRequest, hold
+from ..http.approval import ApprovalRequest, approvers_of, fingerprint, hold
 from ..streams import OrderedWriter
 from .inspect import McpInspector
 
@@ -113,9 +113,11 @@ class StdioBridge:
             if jsonrpc.kind(message) == "request" and message.get("method") == "tools/call":
                 self.calls += 1
             if verdict.held:
-                request = ApprovalRequest(user=self.user, database=None, statement=verdict.statement[:8192],
-                                          rule_id=verdict.decision.rule_id, approvers=(), timeout=self.approval_timeout,
-                                          fingerprint=f"mcp:{verdict.decision.rule_id}", source="mcp",
+                request = ApprovalRequest(user=self.user or "", database=None, statement=verdict.statement[:8192],
+                                          rule_id=verdict.decision.rule_id, approvers=approvers_of(verdict.decision),
+                                          timeout=self.approval_timeout,
+                                          fingerprint=fingerprint("mcp", verdict.decision.rule_id, verdict.statement),
+                                          source="mcp",
                                           session_id=self.session_id, client="stdio")
                 approved, why = await hold(self.approvals, request)
                 verdict.reply = self.inspector.answer_held(message, verdict, approved, why)
