@@ -109,3 +109,35 @@ async def test_absolute_form_http_is_judged(tmp_path, wireproxy_ca):
                     return client.post(f"{upstream.url}/v1/chat/completions", json=BODY)
             answer = await in_thread(call)
     assert answer.json()["choices"][0]["message"]["content"] == "mail ****@example.com"
+
+
+async def test_upstream_tls_is_verified(tmp_path):
+    """A reverse proxy to an HTTPS upstream whose CA wireproxy does not trust: 502, not a leak."""
+    with _tls_upstream(tmp_path, "localhost") as upstream:
+        listener = f'upstream = "https://localhost:{upstream.port}"'
+        async with running_proxy(tmp_path, listener) as (_, port):
+            refused = await in_thread(lambda: httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=BODY))
+        trusted = listener + f'\nupstream_ca = "{tmp_path / "upstream-ca.crt"}"'
+        async with running_proxy(tmp_path, trusted) as (_, port):
+            answer = await in_thread(lambda: httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=BODY))
+        assert len(upstream.seen) == 1
+    assert refused.status_code == 502 and "certificate" in refused.json()["error"]["message"].lower()
+    assert answer.json()["choices"][0]["message"]["content"] == "mail ****@example.com"
+
+
+async def test_connect_to_a_closed_port_is_502(tmp_path, wireproxy_ca):
+    import socket as _socket
+
+    cert, key = wireproxy_ca
+    closed = _socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    async with running_proxy(tmp_path, _forward_listener(cert, key, tmp_path, upstream_ca=False)) as (_, port):
+        def call():
+            with httpx.Client(verify=False, proxy=f"http://127.0.0.1:{port}") as client:
+                with pytest.raises(httpx.ProxyError) as err:
+                    client.get(f"https://127.0.0.1:{closed_port}/")
+                return err.value
+        error = await in_thread(call)
+    assert "502" in str(error)
