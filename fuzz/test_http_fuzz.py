@@ -50,7 +50,7 @@ def test_sse_framing_never_raises_anything_else(parts, cuts):
 
 
 WORDS = st.sampled_from(["hi ", "card ", "4111 ", "1111 ", "111", "1 ", "alice@", "example", ".com ", "123-45-",
-                         "6789 ", "ok. ", "\n", "bob@x.org", " and "])
+                         "6789 ", "ok. ", "\n", "bob@x.org", " and ", '"', '{"c": "', '"}', "(", ")", ":"])
 
 
 @FUZZ

@@ -26,6 +26,7 @@ from .jsonwalk import map_strings, usage_tokens
 from .streammask import StreamTextMasker
 
 MaskText = Callable[[str], str]
+_OPENAI_TEXT = ("content", "reasoning_content", "refusal")
 
 
 class _Out(str):
@@ -133,37 +134,65 @@ class SseMasker:
         value = copy.copy(value)
         choices = []
         for choice in value["choices"]:
-            if not isinstance(choice, dict):
-                choices.append(choice)
-                continue
-            choice = dict(choice)
-            index = choice.get("index", 0)
-            field = "delta" if isinstance(choice.get("delta"), dict) else None
-            if field is None and isinstance(choice.get("text"), str):       # legacy completions
-                out = self._stream(("choice", index), choice["text"], (name, value, ("choices", index, "text")))
-                changed = changed or out != choice["text"]
-                choice["text"] = out
-                if choice.get("finish_reason"):
-                    tail = self._end(("choice", index))
-                    choice["text"] = _Out(choice["text"] + tail)
-                    changed = changed or bool(tail)
-            elif field:
-                delta = dict(choice["delta"])
-                for key in ("content", "reasoning_content", "refusal"):
-                    if isinstance(delta.get(key), str):
-                        out = self._stream(("choice", index, key), delta[key], (name, value, ("delta", key)))
-                        changed = changed or out != delta[key]
-                        delta[key] = out
-                if choice.get("finish_reason"):
-                    for key in ("content", "reasoning_content", "refusal"):
-                        tail = self._end(("choice", index, key))
-                        if tail:
-                            delta[key] = _Out((delta.get(key) or "") + tail)
-                            changed = True
-                choice["delta"] = delta
+            if isinstance(choice, dict):
+                choice, c = self._openai_choice(name, value, dict(choice))
+                changed = changed or c
             choices.append(choice)
         value["choices"] = choices
         return value, changed
+
+    def _openai_choice(self, name: str, value: dict, choice: dict) -> tuple[dict, bool]:
+        index = choice.get("index", 0)
+        finished = bool(choice.get("finish_reason"))
+        changed = False
+        if not isinstance(choice.get("delta"), dict):
+            if isinstance(choice.get("text"), str):                       # legacy completions
+                key = ("choice", index)
+                out = self._stream(key, choice["text"], (name, value, ("choices", index, "text")))
+                if finished:
+                    out = _Out(out + self._end(key))
+                changed = out != choice["text"]
+                choice["text"] = out
+            return choice, changed
+        delta = dict(choice["delta"])
+        for field in _OPENAI_TEXT:
+            key = ("choice", index, field)
+            if isinstance(delta.get(field), str):
+                out = self._stream(key, delta[field], (name, value, ("delta", field)))
+                changed = changed or out != delta[field]
+                delta[field] = out
+            tail = self._end(key) if finished else ""
+            if tail:
+                delta[field] = _Out((delta.get(field) or "") + tail)
+                changed = True
+        if isinstance(delta.get("tool_calls"), list) or finished:
+            calls, c = self._openai_tool_calls(name, value, index, delta.get("tool_calls") or [], finished)
+            if c:
+                delta["tool_calls"] = calls
+                changed = True
+        choice["delta"] = delta
+        return choice, changed
+
+    def _openai_tool_calls(self, name: str, value: dict, index: int, calls: list, finished: bool):
+        """Tool-call arguments stream as JSON text: masked across chunks like content."""
+        changed = False
+        out_calls = []
+        for call in calls:
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                key = ("choice", index, "tool", call.get("index", 0))
+                out = self._stream(key, fn["arguments"], (name, value, ("tool", call.get("index", 0))))
+                if out != fn["arguments"]:
+                    call = dict(call, function=dict(fn, arguments=out))
+                    changed = True
+            out_calls.append(call)
+        if finished:
+            for key in [k for k in self.deltas if k[:3] == ("choice", index, "tool")]:
+                tail = self._end(key)
+                if tail:
+                    out_calls.append({"index": key[3], "function": {"arguments": _Out(tail)}})
+                    changed = True
+        return out_calls, changed
 
     def _anthropic_delta(self, name: str, value: dict):
         delta = value.get("delta")
@@ -220,7 +249,9 @@ class SseMasker:
                                 if isinstance(c, dict) and c.get("index", 0) == path[1]]
         elif "choices" in value:
             index = key[1]
-            value["choices"] = [{"index": index, "delta": {path[1]: _Out(text)}, "finish_reason": None}]
+            delta = ({"tool_calls": [{"index": path[1], "function": {"arguments": _Out(text)}}]}
+                     if path[0] == "tool" else {path[1]: _Out(text)})
+            value["choices"] = [{"index": index, "delta": delta, "finish_reason": None}]
             value.pop("usage", None)
         else:
             target = value

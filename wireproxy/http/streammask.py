@@ -22,6 +22,7 @@ from typing import Callable
 
 DEFAULT_MAX_HOLD = 4096
 _GROUP = re.compile(r"[0-9()+.\-]+|[A-Z0-9]{1,4}|[A-Z]{2}[0-9]{2}")
+_GROUP_END = re.compile(r"[0-9][0-9()+.\-]*$")
 _BACKOFF_STEPS = 8
 
 
@@ -31,20 +32,32 @@ def _word_start(text: str, end: int, floor: int) -> int:
     return end
 
 
+def _groupish(text: str, start: int, end: int) -> int:
+    """2: the word is a group of a spaced number (or IBAN) that may go on both ways; 1: it ends
+    in one after other characters (`"4111`, `card:4111`), so it may go on to the right only;
+    0: neither."""
+    if _GROUP.fullmatch(text, start, end):
+        return 2
+    return 1 if _GROUP_END.search(text, start, end) else 0
+
+
 def held_tail_start(text: str, limit: int = DEFAULT_MAX_HOLD) -> int:
     """Where the tail that might still grow into a match begins."""
     n = len(text)
     floor = max(0, n - limit)
     if n > floor and text[n - 1] in " \t":
-        # "word ": finished, unless it is a group of a spaced number that may go on
+        # "word ": finished, unless it is (or ends in) a group of a spaced number that may go on
         start = _word_start(text, n - 1, floor)
-        if not _GROUP.fullmatch(text, start, n - 1):
+        kind = _groupish(text, start, n - 1)
+        if kind == 0:
             start = n
     else:
         start = _word_start(text, n, floor)
-    while start < n and start - 1 > floor and text[start - 1] == " " and not text[start - 2].isspace():
+        kind = _groupish(text, start, n)
+    while kind == 2 and start - 1 > floor and text[start - 1] == " " and not text[start - 2].isspace():
         m = _word_start(text, start - 1, floor)
-        if not _GROUP.fullmatch(text, m, start - 1):
+        kind = _groupish(text, m, start - 1)
+        if kind == 0:
             break
         start = m
     pem = text.rfind("-----BEGIN", floor)

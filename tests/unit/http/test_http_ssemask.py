@@ -80,3 +80,19 @@ def test_unchanged_events_keep_their_bytes():
     raw = b'event: ping\ndata: {"type":"ping"}\n\n: comment\n\ndata: not json\n\n'
     masker = SseMasker(MASK.mask_text)
     assert masker.feed(raw) + masker.end() == raw
+
+
+def test_openai_tool_call_arguments_masked_across_chunks():
+    args = ['{"to": "bob@exa', 'mple.org", "card": "4111 1111', ' 1111 1111"}']
+    chunks = [(None, {"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "pay", "arguments": ""}}]},
+        "finish_reason": None}]})]
+    chunks += [(None, {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": a}}]},
+                                    "finish_reason": None}]}) for a in args]
+    chunks.append((None, {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}))
+    events, _ = _run(_sse(chunks) + b"data: [DONE]\n\n")
+    sent = "".join(call["function"].get("arguments", "") for _, e in events if isinstance(e, dict)
+                   for call in e["choices"][0]["delta"].get("tool_calls", []))
+    assert sent == MASK.mask_text("".join(args))
+    assert "bob@" not in sent and "4111 1111 1111 1111" not in sent
+    assert events[-2][1]["choices"][0]["finish_reason"] == "tool_calls"

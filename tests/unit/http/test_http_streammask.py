@@ -17,6 +17,7 @@ TEXTS = [
     "Key:\n-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END PRIVATE KEY-----\nbye",
     "nothing sensitive here at all, just words and 12 numbers 345",
     "123-45-6789 6789 4111 1111 ",     # an SSN whose last group starts a card (the fuzzer's find)
+    '{"to": "bob@example.org", "card": "4111 1111 1111 1111", "tel": "(415) 555-2671"}',  # tool-call JSON
 ]
 
 
