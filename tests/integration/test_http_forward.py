@@ -141,3 +141,25 @@ async def test_connect_to_a_closed_port_is_502(tmp_path, wireproxy_ca):
                 return err.value
         error = await in_thread(call)
     assert "502" in str(error)
+
+
+async def test_with_client_keys_connect_needs_one(tmp_path, wireproxy_ca):
+    import hashlib
+
+    cert, key = wireproxy_ca
+    digest = hashlib.sha256(b"wp-key-7").hexdigest()
+    listener = _forward_listener(cert, key, tmp_path) + f'[[http.client]]\nname = "agent-7"\nkey_sha256 = "{digest}"\n'
+    with _tls_upstream(tmp_path, "127.0.0.1") as upstream:
+        async with running_proxy(tmp_path, listener) as (_, port):
+            def call():
+                trust = ssl.create_default_context(cafile=str(tmp_path / "upstream-ca.crt"))
+                with httpx.Client(verify=trust, proxy=f"http://127.0.0.1:{port}") as anonymous:
+                    with pytest.raises(httpx.ProxyError) as err:
+                        anonymous.post(f"https://127.0.0.1:{upstream.port}/v1/chat/completions", json=BODY)
+                with httpx.Client(verify=trust, proxy=f"http://agent-7:wp-key-7@127.0.0.1:{port}") as known:
+                    answer = known.post(f"https://127.0.0.1:{upstream.port}/v1/chat/completions", json=BODY)
+                return err.value, answer
+            refused, answer = await in_thread(call)
+        assert len(upstream.seen) == 1
+    assert "407" in str(refused)
+    assert answer.status_code == 200

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 
 REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout", 413: "Content Too Large",
+           405: "Method Not Allowed", 407: "Proxy Authentication Required", 408: "Request Timeout", 413: "Content Too Large",
            429: "Too Many Requests", 431: "Request Header Fields Too Large",
            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
            504: "Gateway Timeout"}
 
 TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "blocked",
-         404: "not_found_error", 405: "invalid_request_error", 408: "timeout",
+         404: "not_found_error", 405: "invalid_request_error", 407: "authentication_error", 408: "timeout",
          413: "request_too_large", 429: "rate_limit_exceeded", 431: "request_too_large",
          500: "internal_error", 502: "upstream_error", 503: "unavailable", 504: "upstream_timeout"}
 

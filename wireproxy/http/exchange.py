@@ -25,7 +25,7 @@ from .bodies import make_filter
 from .client import Origin, UpstreamError
 from .content import ALLOW
 from .errors import HttpError
-from .identity import presented_key, identify, upstream_auth_header, without_keys
+from .identity import identify, presented_key, proxy_key, upstream_auth_header, without_keys
 from .jsonwalk import map_strings, model_of, text_of
 from .serverconn import Request, ServerConnection
 
@@ -136,6 +136,8 @@ class Exchange:
         self.auth_style = style
         if not keys:
             return None
+        if presented is None:                  # a forward proxy's absolute-form request
+            presented = proxy_key(self.request.headers)
         client = identify(keys, presented)
         if client is None:
             why = "no API key" if presented is None else "an unknown API key"

@@ -23,6 +23,7 @@ from ..tcp.forward import _pump as pump
 from .ca import DEFAULT_CERT, DEFAULT_KEY, CaError, LeafMinter
 from .client import Origin
 from .errors import HttpError
+from .identity import identify, proxy_key
 from .serverconn import ClientGone, Request, ServerConnection
 
 
@@ -77,6 +78,13 @@ class Tunnels:
             await conn.send_error(HttpError(400, f"CONNECT needs host:port, not {request.target!r}"))
             return
         host, port = address.host, address.port
+        if self.proxy.keys and identify(self.proxy.keys, proxy_key(request.headers)) is None:
+            # with client keys configured the forward proxy is no open relay: CONNECT needs one
+            log("http.connect_refused", level="warning", client=peer, host=host, port=port, reason="no client key")
+            await conn.send_error(HttpError(407, "wireproxy: CONNECT needs a client key (HTTPS_PROXY=http://NAME:KEY@...)",
+                                            type="authentication_error",
+                                            headers=[("proxy-authenticate", 'Basic realm="wireproxy"')]))
+            return
         if self.listed(host) and self.minter is not None:
             await self._intercept(conn, host, port, peer)
         elif self.proxy.settings.unlisted == "refuse":

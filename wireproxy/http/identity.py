@@ -9,6 +9,7 @@ goes out in the header style the client used, or the one `upstream_auth` names.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -34,6 +35,24 @@ def presented_key(headers: list[tuple[str, str]]) -> tuple[str | None, str | Non
         elif name in ("x-api-key", "api-key") and value.strip():
             return value.strip(), name
     return None, None
+
+
+def proxy_key(headers: list[tuple[str, str]]) -> str | None:
+    """The key in `Proxy-Authorization` (HTTPS_PROXY=http://NAME:KEY@host:port sends it as Basic;
+    Bearer works too)."""
+    for name, value in headers:
+        if name != "proxy-authorization":
+            continue
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() == "bearer":
+            return token.strip() or None
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                return None
+            return decoded.partition(":")[2] or None
+    return None
 
 
 def identify(keys: tuple[ClientKey, ...], presented: str | None) -> ClientKey | None:

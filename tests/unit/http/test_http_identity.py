@@ -100,3 +100,15 @@ def test_upstream_key_must_be_set_and_header_safe(tmp_path, monkeypatch):
     assert "sk-bad" not in str(err.value)
     monkeypatch.setenv("WP_TEST_KEY", "sk-good")
     assert HttpProxy(config.http[0]).upstream_key == "sk-good"
+
+
+def test_proxy_key():
+    import base64
+
+    from wireproxy.http.identity import proxy_key
+
+    basic = base64.b64encode(b"agent-7:wp-secret").decode()
+    assert proxy_key([("proxy-authorization", f"Basic {basic}")]) == "wp-secret"
+    assert proxy_key([("proxy-authorization", "Bearer wp-secret")]) == "wp-secret"
+    assert proxy_key([("proxy-authorization", "Basic !!!")]) is None
+    assert proxy_key([("authorization", "Bearer wp-secret")]) is None
