@@ -142,7 +142,9 @@ async def test_shutdown_closes_idle_keep_alive_connections(tmp_path):
         async with running_proxy(tmp_path, f'upstream = "{upstream.url}"', rules=None) as (server, port):
             idle = await trio.open_tcp_stream("127.0.0.1", port)
             await idle.send_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-            await idle.receive_some(65536)                 # answered; now at rest, kept alive
+            answer = b""
+            while not answer.endswith(b"}}"):              # answered in full; now at rest, kept alive
+                answer += await idle.receive_some(65536)
             server.request_shutdown()                      # once: a graceful drain
             with trio.fail_after(5):                       # long before idle_timeout (60 s)
                 assert await idle.receive_some(65536) == b""
