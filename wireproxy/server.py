@@ -20,6 +20,7 @@ import trio
 from .admin import AdminApi, ensure_token, serve_admin
 from .approvals import Broker, MemoryStore
 from .config import Config, ConfigError, PostgresListener, TcpListener
+from .config.locations import key_file_for, mask_key_file_for, reading_command
 from .telemetry import metrics
 from .telemetry.logs import log
 from .pg.cancel import CancelRegistry
@@ -57,6 +58,7 @@ class Server:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         # Services outlive the sessions: held statements can still be approved while they drain.
+        announce_recording(self.config.log)
         async with trio.open_nursery() as services:
             if self.session_log is not None:
                 await services.start(self.session_log.run)
@@ -218,10 +220,9 @@ def admin_token(config: Config) -> str:
 def mask_hash_key(settings) -> bytes:
     """Key of the masking hash style: a secret file beside the log key (created 0600), so a
     masked value hashes the same across restarts; without one, a key for this process only."""
-    if settings.key_file is None and settings.dir is None:
+    path = mask_key_file_for(settings)
+    if path is None:
         return b""       # RuleBook draws a key for this process if a rule uses the hash style
-    key_file = settings.key_file or settings.dir.parent / "wireproxy.key"
-    path = key_file.with_name(key_file.name + ".mask")
     if not path.exists():
         # Written whole under a temporary name, then linked into place: two proxies starting
         # together agree on one key, and nobody ever reads a half-written one.
@@ -249,7 +250,7 @@ def open_session_log(settings):
     if settings.dir is None:
         return None
     from .sessionlog import SessionLog, ensure_keys, first_run_notice
-    key_file = settings.key_file or settings.dir.parent / "wireproxy.key"
+    key_file = key_file_for(settings)
     public, created = ensure_keys(key_file)
     if created:
         log("keys.created", level="warning", public_key=str(public), private_key=str(key_file),
@@ -258,6 +259,17 @@ def open_session_log(settings):
     return SessionLog(settings.dir, key_file, fail_open=settings.fail_open,
                       max_result_bytes=settings.max_result_bytes,
                       retention_max_age=retention_age, retention_max_bytes=settings.retention_max_bytes)
+
+
+def announce_recording(settings) -> None:
+    """Where sessions are recorded and how to read them back, by the one rule (config.locations)."""
+    if settings.dir is None:
+        log("recording.off", note="no --log-dir and no [log] dir: sessions are not recorded")
+        return
+    from .sessionlog import public_key_path
+    key_file = key_file_for(settings)
+    log("recording", log_dir=str(settings.dir.resolve()), public_key=str(public_key_path(key_file)),
+        private_key=str(key_file), read_with=reading_command(settings))
 
 
 def _crashed(exc: BaseException) -> None:

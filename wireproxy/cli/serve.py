@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import Config, load_config, parse_address
+from ..config.locations import with_flags
 from .errors import UsageError
 
 
@@ -43,10 +44,7 @@ def config_from_args(args) -> Config:
         if args.rules is not None:
             for listener in config.postgres:
                 listener.rules = [p.resolve() for p in args.rules]
-    if args.log_dir:
-        config.log.dir = args.log_dir.resolve()
-    if args.key_file:
-        config.log.key_file = args.key_file.resolve()
+    config.log = with_flags(config.log, args.log_dir, args.key_file)
     if args.admin:
         try:
             config.admin.listen = parse_address(args.admin)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from ..approvals.model import parse_duration
 from ..pgclient import PgTarget
+from .locations import TOKEN_FILE_NAME, key_file_for
 from .tomlfile import Checker, TomlFile
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_RULES = PACKAGE_ROOT / "rules" / "default.toml"
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
-TOKEN_FILE_NAME = "wireproxy-admin.token"
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,10 @@ class Config:
     @property
     def token_file(self) -> Path:
         """The admin token: [admin] token_file, else beside the config file, else beside the
-        log key file, else in the working directory."""
+        log key file (config.locations), else in the working directory."""
         if self.admin.token_file is not None:
             return self.admin.token_file
-        for anchor in (self.path, self.log.key_file):
+        for anchor in (self.path, key_file_for(self.log)):
             if anchor is not None:
                 return Path(anchor).resolve().parent / TOKEN_FILE_NAME
         return Path(TOKEN_FILE_NAME).resolve()

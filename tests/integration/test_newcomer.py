@@ -1,0 +1,112 @@
+"""A newcomer's path: a fresh directory, `wireproxy serve --log-dir D` with a session recorded
+through it, then `wireproxy sessions list`, `show` and `verify` with nothing more than what serve
+was given. One rule says where the key lives (config.locations), and serve says it at start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from proxyprocess import WIREPROXY, ProxyProcess
+
+
+def wireproxy(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*WIREPROXY, *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def record_a_session(pg, proxy: ProxyProcess) -> str:
+    with psycopg.connect(pg.dsn(port=proxy.port), autocommit=True, application_name="newcomer") as conn:
+        assert conn.execute("select %s::text", ("hello",)).fetchone() == ("hello",)
+        conn.execute("select 42")
+    return proxy.wait_for("connection.close", application_name="newcomer")["session"]
+
+
+def read_back(cwd: Path, session: str, *flags: str) -> None:
+    listed = wireproxy(cwd, "sessions", "list", *flags)
+    assert listed.returncode == 0 and session in listed.stdout and "Traceback" not in listed.stderr, listed.stderr
+    shown = wireproxy(cwd, "sessions", "show", session, *flags)
+    assert shown.returncode == 0, shown.stderr
+    assert "select $1::text" in shown.stdout and "select 42" in shown.stdout
+    verified = wireproxy(cwd, "sessions", "verify", *flags)
+    assert verified.returncode == 0 and f"{session}  intact" in verified.stdout, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize("log_dir", ["wireproxy-sessions", "state/logs"])
+def test_serve_log_dir_then_sessions_with_no_extra_flags(pg, tmp_path, log_dir):
+    home = tmp_path / "fresh"
+    home.mkdir()
+    proxy = ProxyProcess(["serve", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{pg.port}",
+                          "--log-dir", log_dir], cwd=home)
+    try:
+        recording = proxy.wait_for("recording")
+        key_file = (home / log_dir).resolve().parent / "wireproxy.key"
+        assert recording["log_dir"] == str((home / log_dir).resolve())
+        assert recording["private_key"] == str(key_file) and key_file.exists()
+        assert recording["read_with"] == f"wireproxy sessions list --log-dir {(home / log_dir).resolve()}"
+        session = record_a_session(pg, proxy)
+    finally:
+        proxy.stop()
+    # exactly what serve was given: nothing (the default dir) or the same --log-dir
+    flags = () if log_dir == "wireproxy-sessions" else ("--log-dir", log_dir)
+    read_back(home, session, *flags)
+    # and what serve printed works as printed
+    read_back(tmp_path, session, *recording["read_with"].split()[3:])
+
+
+def test_serve_config_then_sessions_with_the_same_config(pg, tmp_path):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "wireproxy.toml"
+    config.write_text(f'[log]\ndir = "../var/sessions"\n\n[[postgres]]\nlisten = "127.0.0.1:0"\n'
+                      f'upstream = "127.0.0.1:{pg.port}"\n')
+    proxy = ProxyProcess(["serve", "--config", str(config)], cwd=tmp_path)
+    try:
+        assert proxy.wait_for("recording")["private_key"] == str(tmp_path / "var" / "wireproxy.key")
+        session = record_a_session(pg, proxy)
+    finally:
+        proxy.stop()
+    read_back(tmp_path, session, "--config", str(config))
+    keys = wireproxy(tmp_path, "keys", "list", "--config", str(config))
+    assert keys.returncode == 0 and "current" in keys.stdout
+
+
+def test_serve_without_a_log_dir_says_it_records_nothing(pg, tmp_path):
+    proxy = ProxyProcess(["serve", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{pg.port}"], cwd=tmp_path)
+    try:
+        off = proxy.wait_for("recording.off")
+        assert "not recorded" in off["note"]
+    finally:
+        proxy.stop()
+    assert not list(tmp_path.iterdir())                         # and it left nothing behind
+
+
+def test_the_recording_line_is_json_with_no_secret(pg, tmp_path):
+    proxy = ProxyProcess(["serve", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{pg.port}",
+                          "--log-dir", "logs"], cwd=tmp_path)
+    try:
+        proxy.wait_for("ready")
+    finally:
+        proxy.stop()
+    key_text = (tmp_path / "wireproxy.key").read_text()
+    assert not any(key_text.strip().splitlines()[1] in line for line in proxy.lines)
+    assert [json.loads(line)["event"] for line in proxy.lines].count("recording") == 1
+
+
+def test_the_admin_token_is_found_by_the_same_rule(pg, tmp_path):
+    proxy = ProxyProcess(["serve", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{pg.port}",
+                          "--log-dir", "state/logs", "--admin", "127.0.0.1:0"], cwd=tmp_path)
+    try:
+        admin = proxy.wait_for("listening", kind="admin")
+        assert admin["token_file"] == str(tmp_path / "state" / "wireproxy-admin.token")   # beside the key
+        listed = wireproxy(tmp_path, "approvals", "list", "--json", "--log-dir", "state/logs",
+                           "--admin", admin["address"])
+        assert listed.returncode == 0 and listed.stdout == "", listed.stderr
+        elsewhere = wireproxy(tmp_path, "approvals", "list", "--admin", admin["address"])
+        assert elsewhere.returncode == 2 and "wireproxy-admin.token" in elsewhere.stderr
+    finally:
+        proxy.stop()
