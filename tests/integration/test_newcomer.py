@@ -110,3 +110,25 @@ def test_the_admin_token_is_found_by_the_same_rule(pg, tmp_path):
         assert elsewhere.returncode == 2 and "wireproxy-admin.token" in elsewhere.stderr
     finally:
         proxy.stop()
+
+
+def test_a_real_cut_result_and_a_nasty_statement_in_the_transcript(pg, tmp_path):
+    rules = tmp_path / "cap.toml"
+    rules.write_text('[[rule]]\nid = "cap-rows"\naction = "block"\nstatements = ["select"]\nmax_rows = 10\n')
+    proxy = ProxyProcess(["serve", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{pg.port}",
+                          "--rules", str(rules), "--log-dir", "logs"], cwd=tmp_path)
+    try:
+        with psycopg.connect(pg.dsn(port=proxy.port), autocommit=True, application_name="cut") as conn:
+            with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+                conn.execute("select g from generate_series(1, 100000) g")
+            conn.execute("select '\x1b[2J\x1b]0;pwned\x07' as title")
+        session = proxy.wait_for("connection.close", application_name="cut")["session"]
+    finally:
+        proxy.stop()
+    shown = wireproxy(tmp_path, "sessions", "show", session, "--log-dir", "logs")
+    assert shown.returncode == 0, shown.stderr
+    (cut,) = [line for line in shown.stdout.splitlines() if "generate_series" in line]
+    assert "[cut cap-rows]" in cut and "[allow" not in cut
+    assert "54000: result cut by wireproxy rule cap-rows: more than 10 rows" in shown.stdout
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+    assert "select '\\x1b[2J\\x1b]0;pwned\\x07' as title" in shown.stdout

@@ -14,10 +14,10 @@ from pathlib import Path
 from ..approvals.model import parse_duration
 from ..pgclient import PgTarget
 from .locations import TOKEN_FILE_NAME, key_file_for
+from .packs import DEFAULT_RULES
 from .tomlfile import Checker, TomlFile
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_RULES = PACKAGE_ROOT / "rules" / "default.toml"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent    # the checkout (bench, tests); not the packs
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
 
@@ -162,7 +162,7 @@ def load_config(path: str | Path) -> Config:
     if config.shutdown_grace < 0:
         raise top.error("shutdown_grace", "shutdown_grace must not be negative")
 
-    if "log" in file.data:
+    if top.has("log"):
         c = _table(top, "log")
         config.log = LogConfig(
             dir=_path(base, c.get("dir", str)),
@@ -173,13 +173,13 @@ def load_config(path: str | Path) -> Config:
             retention_max_bytes=c.get("retention_max_bytes", int),
         )
         c.done()
-    if "admin" in file.data:
+    if top.has("admin"):
         c = _table(top, "admin")
         config.admin = AdminConfig(listen=_address(c, "listen"),
                                    token_file=_path(base, c.get("token_file", str)),
                                    url=_url(c, "url"))
         c.done()
-    if "approvals" in file.data:
+    if top.has("approvals"):
         config.approvals = _approvals(_table(top, "approvals"))
     for i, c in enumerate(_array(top, "postgres")):
         config.postgres.append(PostgresListener(
