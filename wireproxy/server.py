@@ -27,6 +27,7 @@ from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
 from .config.rulebook import RuleBooks
 from .tcp import handle_tcp
+from .upstreams import UpstreamHealth
 
 
 class Server:
@@ -39,6 +40,8 @@ class Server:
             self.rulebooks.for_files(listener.rules)
         self.rules_poll_interval = rules_poll_interval
         self.broker = build_broker(config)
+        self.upstreams = UpstreamHealth([("postgres", listener.upstream) for listener in config.postgres]
+                                        + [("tcp", listener.upstream) for listener in config.tcp])
         self.admin_token = admin_token(config) if config.admin.listen is not None else None
         metrics.POLICY_CACHE_HITS.collect_from(lambda: self._cache_stat("hits"))
         metrics.POLICY_CACHE_MISSES.collect_from(lambda: self._cache_stat("misses"))
@@ -63,6 +66,7 @@ class Server:
             if self.session_log is not None:
                 await services.start(self.session_log.run)
             await services.start(self.broker.run)
+            services.start_soon(self.upstreams.probe)         # warns, never holds serve back
             if self.admin_token is not None:
                 await self._serve_admin(services)
             await self._serve(task_status)
@@ -79,7 +83,8 @@ class Server:
                 log("admin.not_loopback", level="warning", address=f"{host}:{port}",
                     note="the admin API speaks plain HTTP: its bearer token crosses the network in clear; "
                          "listen on loopback, or put a TLS proxy in front")
-        await services.start(serve_admin, sockets, AdminApi(self.broker, self.admin_token))
+        await services.start(serve_admin, sockets, AdminApi(self.broker, self.admin_token,
+                                                            upstreams=self.upstreams.current))
 
     def _cache_stat(self, key: str) -> int:
         return sum(book.policy.cache_stats()[key] for book in self.rulebooks.books.values())
