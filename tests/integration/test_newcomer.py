@@ -5,13 +5,14 @@ was given. One rule says where the key lives (config.locations), and serve says 
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from proxyprocess import WIREPROXY, ProxyProcess
+from proxyprocess import ROOT, WIREPROXY, ProxyProcess
 
 
 def wireproxy(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -132,3 +133,32 @@ def test_a_real_cut_result_and_a_nasty_statement_in_the_transcript(pg, tmp_path)
     assert "54000: result cut by wireproxy rule cap-rows: more than 10 rows" in shown.stdout
     assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
     assert "select '\\x1b[2J\\x1b]0;pwned\\x07' as title" in shown.stdout
+
+
+def readme_first_minute() -> list[str]:
+    """The command lines of the README's "Your own database, in a minute", as written there."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Your own database, in a minute", 1)[1].split("\n## ", 1)[0]
+    return [line.strip() for line in section.splitlines() if line.startswith("    ") and line.strip()]
+
+
+def test_the_readme_first_minute(pg, tmp_path):
+    lines = readme_first_minute()
+    assert [shlex.split(line)[:2] for line in lines] == [["wireproxy", "serve"], ["psql", shlex.split(lines[1])[1]],
+                                                       ["wireproxy", "sessions"], ["wireproxy", "sessions"]]
+    (tmp_path / "rules").symlink_to(ROOT / "rules")              # "from this checkout"
+    serve = shlex.split(lines[0])[1:]
+    serve[serve.index("--upstream") + 1] = f"127.0.0.1:{pg.port}"
+    proxy = ProxyProcess([*serve, "--listen", "127.0.0.1:0"], cwd=tmp_path)
+    try:
+        psql = shlex.split(lines[1])
+        psql[1] = pg.dsn(port=proxy.port)                         # the test's port and password
+        shown = subprocess.run(psql, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0 and "****@example.com" in shown.stdout, shown.stdout + shown.stderr
+        proxy.wait_for("connection.close")
+    finally:
+        proxy.stop()
+    for line in lines[2:]:
+        done = wireproxy(tmp_path, *shlex.split(line)[1:])
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "intact: 1 record, sealed" in done.stdout          # verify: the psql session, sealed
