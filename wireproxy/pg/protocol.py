@@ -172,6 +172,12 @@ class CancelQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class EndSession:
+    """The session is over (`reason`): send what the outboxes hold, then close both sides."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AwaitApproval:
     """A statement is held for a human: submit it, then `relay.approval_pending(id)` and, when
     decided, `relay.approval_decided(outcome)`."""

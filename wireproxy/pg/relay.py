@@ -33,7 +33,7 @@ from .holds import Holds
 from .limits import VolumeLimits
 from .lookups import Lookup
 from .plain import PlainPath
-from .protocol import COPY_DATA, DATA_ROW, AwaitApproval, CancelQuery, Phase, Ready, Started, Wait
+from .protocol import COPY_DATA, DATA_ROW, AwaitApproval, CancelQuery, EndSession, Phase, Ready, Started, Wait
 from .recording import Recorder
 from .rowmasks import RowMasks
 
@@ -124,21 +124,18 @@ class PgRelay:
 
     def client_eof(self) -> None:
         if self.phase is not Phase.CLOSED:
-            self.close_reason = "client closed" if self.client.at_boundary else "client vanished mid-message"
-            self.phase = Phase.CLOSED
+            self.close("client closed" if self.client.at_boundary else "client vanished mid-message")
 
     def server_eof(self) -> None:
         """The upstream went away. Tell the client, unless it is mid-message (then just close)."""
         if self.phase is Phase.CLOSED:
             return
         if self.server_said_fatal:      # the client has its reason already; don't add a second
-            self.close_reason = "upstream closed after FATAL"
-            self.phase = Phase.CLOSED
+            self.close("upstream closed after FATAL")
         elif self.server.at_boundary:
             self.fatal("08006", f"connection to upstream {self.upstream} lost", "upstream lost")
         else:
-            self.close_reason = "upstream lost mid-message"
-            self.phase = Phase.CLOSED
+            self.close("upstream lost mid-message")
 
     def upstream_unreachable(self, detail: str) -> None:
         self.fatal("08001", f"wireproxy could not connect to upstream {self.upstream}",
@@ -174,12 +171,17 @@ class PgRelay:
     def fatal(self, sqlstate: str, message: str, reason: str, **fields: str) -> None:
         extra = {"D": fields["detail"]} if "detail" in fields else {}
         self.to_client.append(ErrorResponse.make(sqlstate, message, "FATAL", **extra).encode())
-        self.close_reason = reason
-        self.phase = Phase.CLOSED
+        self.close(reason)
 
     def terminated(self) -> None:
-        self.close_reason = "client terminated"
-        self.phase = Phase.CLOSED
+        self.close("client terminated")
+
+    def close(self, reason: str) -> None:
+        """The session ends: the pumps flush the outboxes, then close both sides."""
+        if self.phase is not Phase.CLOSED:
+            self.close_reason = reason
+            self.phase = Phase.CLOSED
+            self.actions.append(EndSession(reason))
 
     def became_ready(self) -> None:
         """The first ReadyForQuery: authentication is over."""
@@ -252,8 +254,7 @@ class PgRelay:
                 items = self.client.drain()
             elif isinstance(message, CancelRequest):
                 self.cancel_request = message
-                self.close_reason = "cancel request"
-                self.phase = Phase.CLOSED
+                self.close("cancel request")
                 return
             else:
                 self._started(message, packet)

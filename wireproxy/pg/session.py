@@ -20,11 +20,10 @@ from ..config import PostgresListener
 from ..streams import BUFSIZE, OrderedWriter, connect, peer_of
 from ..telemetry.logs import log
 from .cancel import CancelRegistry, send_cancel
-from .protocol import CancelQuery, Decided, LimitHit, Phase, Ready, Recorded, Started
+from .protocol import CancelQuery, Decided, EndSession, LimitHit, Phase, Ready, Recorded, Started
 from .relay import PgRelay
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
-_CLOSED = Phase.CLOSED
 _LINGER_SECONDS = 2.0            # reading what a refused client still sends, so it reads our error
 _LINGER_BYTES = 1 << 26
 
@@ -56,6 +55,7 @@ class PgSession:
         self.started = time.monotonic()
         self._registered_key = None
         self._nursery: trio.Nursery | None = None
+        self.closed = False
         self._on_event = {Started: self._started, Ready: self._ready, Decided: self._decided,
                           LimitHit: self._limit_hit, Recorded: self._recorded}
 
@@ -108,7 +108,7 @@ class PgSession:
     async def _client_pump(self) -> None:
         relay = self.relay
         await self._deliver()                  # the startup packet
-        while relay.phase is not _CLOSED:
+        while not self.closed:
             data = await self._receive(self.client)
             if not data:
                 relay.client_eof()
@@ -122,7 +122,7 @@ class PgSession:
     async def _server_pump(self, scope: trio.CancelScope) -> None:
         relay = self.relay
         try:
-            while relay.phase is not _CLOSED:
+            while not self.closed:
                 data = await self._receive(self.server)
                 if not data:
                     relay.server_eof()
@@ -172,7 +172,11 @@ class PgSession:
     # ------------------------------------------------------------------------------ actions --
 
     def _act(self, action) -> None:
-        if isinstance(action, CancelQuery):
+        if isinstance(action, EndSession):
+            self.closed = True                    # both pumps stop; run() then closes both sides
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
+        elif isinstance(action, CancelQuery):
             self._nursery.start_soon(self._cancel_then_release, action.why)
         else:
             raise RuntimeError(f"no pump carries out {action!r}")

@@ -27,7 +27,7 @@ from protocols.postgres import (Authentication, BackendKeyData, Bind, Close, Cop
                                 Describe, Execute, Flush, Framer, FunctionCall, ParameterStatus, Parse, Query,
                                 ReadyForQuery, StartupMessage, Sync)
 from wireproxy.config.rulebook import RuleBook
-from wireproxy.pg.protocol import CancelQuery
+from wireproxy.pg.protocol import CancelQuery, EndSession
 from wireproxy.pg.relay import PgRelay
 
 RULES = """
@@ -133,6 +133,8 @@ class RelayAgainstModel(RuleBasedStateMachine):
                 relay.to_client.clear()
             actions, relay.actions[:] = relay.actions[:], []
             for action in actions:
+                if isinstance(action, EndSession):
+                    continue
                 assert isinstance(action, CancelQuery), action
                 if server.paused is not None:
                     server.resume(self.lands.popleft() if self.lands else False)

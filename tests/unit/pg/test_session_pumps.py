@@ -6,8 +6,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from protocols.postgres import (Authentication, BackendKeyData, CommandComplete, DataRow, ErrorResponse,
-                                Field, Framer, Query, ReadyForQuery, RowDescription, StartupMessage,
+from protocols.postgres import (Authentication, BackendKeyData, CommandComplete, DataRow, Field, Framer, Query, ReadyForQuery, RowDescription, StartupMessage,
                                 Terminate, decode_backend)
 from wireproxy.config import PostgresListener, parse_address
 from wireproxy.pg.cancel import CancelRegistry
