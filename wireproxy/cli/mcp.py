@@ -28,12 +28,12 @@ def add_parser(commands) -> None:
 
 
 def _rule_files(args, config) -> list[Path]:
-    from ..config.settings import DEFAULT_RULES, PACKAGE_ROOT
+    from ..config.packs import DEFAULT_RULES, RULES_DIR
     if args.rules:
         return [p.resolve() for p in args.rules]
     if config is not None and config.rule_files:
         return config.rule_files
-    return [DEFAULT_RULES, PACKAGE_ROOT / "rules" / "llm.toml"]
+    return [DEFAULT_RULES, RULES_DIR / "llm.toml"]
 
 
 def run_mcp(args) -> int:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from wireproxy.config.rulefile import load_rules
-from wireproxy.config.settings import PACKAGE_ROOT
+from wireproxy.config.packs import RULES_DIR
 from wireproxy.http.content import ContentJudge
 from wireproxy.masking import Masker
 from wireproxy.policy import Action
 
-PACK = load_rules([PACKAGE_ROOT / "rules" / "llm.toml"])
+PACK = load_rules([RULES_DIR / "llm.toml"])
 
 
 def test_pack_judges_prompts():
