@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from wireproxy.policy.facts import StatementFacts
+from wireproxy.policy.facttypes import StatementFacts
 
 
 class Action(IntEnum):

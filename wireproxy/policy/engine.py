@@ -37,7 +37,7 @@ from wireproxy.policy.cache import DEFAULT_MAX_ENTRIES, FactsCache
 from wireproxy.policy.decision import (
     INTERNAL_ERROR, PARSE_ERROR, UNKNOWN_FUNCTION, UNKNOWN_PREPARED, Action, Decision, Limits)
 from wireproxy.policy.facts import QueryFacts, SqlParseError, StatementFacts, is_postgres
-from wireproxy.config.rulefile import DEFAULT_SEARCH_PATH, Rule, RuleSet
+from wireproxy.policy.rules import DEFAULT_SEARCH_PATH, Rule, RuleSet
 
 _CONTEXT_CACHE = 4096
 
