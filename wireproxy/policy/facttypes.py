@@ -35,13 +35,24 @@ FLAGS: dict[str, str] = {
     "foreign_data": "foreign-data wrappers, foreign servers, user mappings, foreign tables, "
                     "IMPORT FOREIGN SCHEMA, CREATE EXTENSION dblink / *_fdw, CREATE/ALTER "
                     "SUBSCRIPTION (connects to another server)",
-    "load_library": "LOAD 'library': loads a shared library into the server",
+    "load_library": "LOAD 'library', or SET / ALTER ROLE ... SET of *_preload_libraries: loads a "
+                    "shared library into the server",
     "drop_column": "ALTER TABLE ... DROP COLUMN",
     "deallocate": "DEALLOCATE or DISCARD ALL (forgets prepared statements)",
     "fastpath": "a FunctionCall protocol message (judged as SELECT function(...))",
     "cursor": "DECLARE name CURSOR FOR <query>: the query is judged as a statement of its own "
               "(its volume limits follow the cursor's FETCHes); `name` is the cursor",
     "fetch": "FETCH or MOVE from the cursor `name`",
+    "catalog_write": "INSERT, UPDATE, DELETE, MERGE, TRUNCATE or COPY FROM into a system catalog "
+                     "(pg_catalog, information_schema), whatever the WHERE",
+    "rls_off": "ALTER TABLE ... DISABLE / NO FORCE ROW LEVEL SECURITY",
+    "permissive_policy": "CREATE/ALTER POLICY (permissive) whose USING or WITH CHECK holds for "
+                         "every row",
+    "owner_to": "ALTER ... OWNER TO, REASSIGN OWNED: hands objects (and their privileges) over",
+    "rewrite_rule": "CREATE RULE whose action writes (or DO INSTEAD NOTHING on a write), ALTER TABLE "
+                    "... ENABLE [ALWAYS | REPLICA] RULE",
+    "bulk_export": "database_to_xml, schema_to_xml, cursor_to_xml...: every table of a schema or "
+                   "database folded into one value",
 }
 
 
@@ -72,6 +83,10 @@ class StatementFacts:
     via: str = ""                      # "" for a statement of the string; else how it is nested
     name: str | None = None            # prepared-statement name (PREPARE, EXECUTE, DEALLOCATE)
     inner: tuple["StatementFacts", ...] = ()  # PREPARE: the facts of the prepared statement
+    reads_all: frozenset[str] = _NO    # tables read in full: no bound (see pgfacts/bounds.py)
+    copies: frozenset[str] = _NO       # tables copied in full into a relation (CTAS, views...)
+    granted: frozenset[str] = _NO      # roles whose membership is granted (GRANT r TO, IN ROLE)
+    where_checks: frozenset[str] = _NO  # extended checks a tautological WHERE needed
 
     @property
     def unbounded(self) -> bool:
@@ -83,12 +98,14 @@ class StatementFacts:
         out: dict = {"kind": self.kind}
         if self.via:
             out["via"] = self.via
-        for key in ("tables", "targets", "functions", "roles", "flags"):
+        for key in ("tables", "targets", "functions", "roles", "flags", "reads_all", "copies", "granted"):
             value = getattr(self, key)
             if value:
                 out[key] = sorted(value)
         if self.kind in ("update", "delete"):
             out["where"] = ("tautology" if self.tautological_where else "yes") if self.has_where else "none"
+            if self.where_checks:
+                out["where_checks"] = sorted(self.where_checks)
         if self.has_limit:
             out["limit"] = True
         if self.name is not None:
@@ -102,6 +119,7 @@ class QueryFacts:
     stateful: bool = False                   # PREPARE/EXECUTE/DEALLOCATE: the session must look
     dialect: str = "postgres"
     kind_free: bool = False                  # (cache) no constant's value or kind was looked at
+    routines: tuple[str, ...] = ()           # functions called that PostgreSQL does not ship
 
     def to_list(self) -> list[dict]:
         return [s.to_dict() for s in self.statements]

@@ -41,7 +41,8 @@ class _Acc:
     """Facts of one statement while they are being collected."""
 
     __slots__ = ("kind", "via", "tables", "targets", "functions", "roles", "flags",
-                 "has_where", "taut", "has_limit", "name", "inner", "_frozen")
+                 "has_where", "taut", "has_limit", "name", "inner", "_frozen",
+                 "reads_all", "copies", "granted", "where_checks")
 
     def __init__(self, kind: str, via: str):
         self.kind = kind
@@ -57,6 +58,10 @@ class _Acc:
         self.name: str | None = None
         self.inner: list[_Acc] = []
         self._frozen: StatementFacts | None = None
+        self.reads_all: set[str] = set()
+        self.copies: set[str] = set()
+        self.granted: set[str] = set()
+        self.where_checks: set[str] = set()
 
     def freeze(self) -> StatementFacts:
         if self._frozen is None:
@@ -65,7 +70,9 @@ class _Acc:
                 functions=frozenset(self.functions), roles=frozenset(self.roles),
                 flags=frozenset(self.flags), has_where=self.has_where,
                 tautological_where=self.taut, has_limit=self.has_limit, via=self.via,
-                name=self.name, inner=tuple(a.freeze() for a in self.inner))
+                name=self.name, inner=tuple(a.freeze() for a in self.inner),
+                reads_all=frozenset(self.reads_all), copies=frozenset(self.copies),
+                granted=frozenset(self.granted), where_checks=frozenset(self.where_checks))
         return self._frozen
 
 

@@ -6,6 +6,17 @@ from typing import TYPE_CHECKING
 
 from wireproxy.policy.pgfacts.acc import _FDW_EXTENSIONS, _FUNC_DEFELEMS, _ROLE_FLAGS, _TABLE_OBJECTS, _Acc
 from wireproxy.policy.pgfacts.nodes import _def_bool, _def_string, _defelems, _strings, _unwrap
+from wireproxy.policy.pgfacts.where import make_truth
+from wireproxy.policy.truth import every_row
+
+_ALTER_TABLE_FLAGS = {
+    "AT_DropColumn": "drop_column",
+    "AT_DisableRowSecurity": "rls_off", "AT_NoForceRowSecurity": "rls_off",
+    "AT_ChangeOwner": "owner_to",
+    "AT_EnableRule": "rewrite_rule", "AT_EnableAlwaysRule": "rewrite_rule",
+    "AT_EnableReplicaRule": "rewrite_rule",
+}
+_WRITING = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "TruncateStmt"})
 
 if TYPE_CHECKING:
     from wireproxy.policy.pgfacts.walker import _Extractor
@@ -30,8 +41,9 @@ def _h_truncate(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
 
 def _h_alter_table(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     for item in b.get("cmds") or ():
-        if (item.get("AlterTableCmd") or {}).get("subtype") == "AT_DropColumn":
-            acc.flags.add("drop_column")
+        flag = _ALTER_TABLE_FLAGS.get((item.get("AlterTableCmd") or {}).get("subtype"))
+        if flag:
+            acc.flags.add(flag)
     ex.walk(b, acc, scope)
 
 
@@ -48,25 +60,41 @@ def _h_grant_role(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> Non
         name = (item.get("AccessPriv") or {}).get("priv_name") if type(item) is dict else None
         if name:
             acc.roles.add(name)
+            acc.granted.add(name)
     ex.walk(b, acc, scope)
 
 
-def _role_options(b: dict, acc: _Acc) -> None:
+def _role_options(b: dict, acc: _Acc, role: str | None) -> None:
     for name, arg in _defelems(b.get("options")):
         flag = _ROLE_FLAGS.get(name)
         if flag and _def_bool(arg) is not False:
             acc.flags.add(flag)
+        elif name == "addroleto":          # CREATE ROLE x IN ROLE r: x joins r
+            acc.granted.update(_role_names(arg))
+        elif name == "rolemembers" and b.get("action", 1) == 1 and role:   # ALTER GROUP r ADD USER x
+            acc.granted.add(role)
+
+
+def _role_names(arg) -> list[str]:
+    items = (arg or {}).get("List", {}).get("items") if type(arg) is dict else None
+    out = []
+    for item in items or ():
+        spec = item.get("RoleSpec") if type(item) is dict else None
+        if spec and spec.get("roletype") == "ROLESPEC_CSTRING":
+            out.append(spec.get("rolename", ""))
+    return out
 
 
 def _h_create_role(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     if b.get("role"):
         acc.roles.add(b["role"])
-    _role_options(b, acc)
+    _role_options(b, acc, b.get("role"))
     ex.walk(b, acc, scope)
 
 
 def _h_alter_role(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
-    _role_options(b, acc)
+    role = b.get("role") or {}
+    _role_options(b, acc, role.get("rolename") if role.get("roletype") == "ROLESPEC_CSTRING" else None)
     ex.walk(b, acc, scope)
 
 
@@ -165,7 +193,28 @@ def _h_schema(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
 
 
 def _h_rule(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
+    actions = b.get("actions") or []
+    writes = any(type(a) is dict and len(a) == 1 and next(iter(a)) in _WRITING for a in actions)
+    if writes or (b.get("instead") and not actions and b.get("event") != "CMD_SELECT"):
+        acc.flags.add("rewrite_rule")   # writes elsewhere, or silently drops the writes
     ex.walk(b, acc, scope, via="CREATE RULE action")
+
+
+def _h_owner(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
+    acc.flags.add("owner_to")
+    ex.walk(b, acc, scope)
+
+
+def _h_policy(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
+    """CREATE/ALTER POLICY whose USING or WITH CHECK lets every row through (a permissive one;
+    a restrictive policy that is always true restricts nothing and opens nothing)."""
+    if b.get("permissive", True):
+        rv = b.get("table") or {}
+        for key in ("qual", "with_check"):
+            cond = b.get(key)
+            if cond is not None and every_row(make_truth(rv, [], ex.vars).truth(cond)):
+                acc.flags.add("permissive_policy")
+    ex.walk(b, acc, scope)
 
 
 def _h_trigger(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
@@ -233,6 +282,10 @@ HANDLERS = {
     "AlterDefaultPrivilegesStmt": _h_default_privileges,
     "CreateSchemaStmt": _h_schema,
     "RuleStmt": _h_rule,
+    "AlterOwnerStmt": _h_owner,
+    "ReassignOwnedStmt": _h_owner,
+    "CreatePolicyStmt": _h_policy,
+    "AlterPolicyStmt": _h_policy,
     "CreateTrigStmt": _h_trigger,
     "CreateEventTrigStmt": _h_trigger,
     "CreateCastStmt": _h_cast,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wireproxy.policy.pgfacts.acc import _Acc
+from wireproxy.policy.pgfacts.bounds import full_reads
 from wireproxy.policy.pgfacts.nodes import _defelems, _def_bool, _kind_reads, _rv_name, _unwrap
-from wireproxy.policy.pgfacts.where import _Truth, _exposed, _quals
+from wireproxy.policy.pgfacts.where import condition_truth, make_truth
 from wireproxy.policy.truth import TRUE, every_row, t_and
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def _h_select(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
             acc.has_limit = not limit["A_Const"].get("isnull")
         else:
             acc.has_limit = True
+    (acc.reads_all if acc.kind == "select" else acc.copies).update(full_reads(b, scope, ex.vars))
     ex.walk(b, acc, scope)
 
 
@@ -34,15 +36,16 @@ def _h_update_delete(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> 
     if where is not None:
         acc.has_where = True
         items = b.get("usingClause") or b.get("fromClause") or []
-        truth = _Truth(_quals(rv), _exposed(items), ex.vars).truth(where)
+        truth, checks = condition_truth(rv, items, ex.vars, where)
         acc.taut = every_row(truth)
+        acc.where_checks.update(checks)
     ex.walk(b, acc, scope)
 
 
 def _h_merge(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     rv = b.get("relation") or {}
     name = _rv_name(rv)
-    truth = _Truth(_quals(rv), _exposed([b.get("sourceRelation")]), ex.vars)
+    truth = make_truth(rv, [b.get("sourceRelation")], ex.vars)
     join = b.get("joinCondition")
     join_truth = truth.truth(join) if join is not None else TRUE
     for item in b.get("mergeWhenClauses") or ():
@@ -64,10 +67,24 @@ def _h_merge(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
         else:  # NOT MATCHED BY SOURCE: every target row the source does not match
             action.has_where = cond is not None
             action.taut = cond_truth is not None and every_row(cond_truth)
+        if action.taut:
+            action.where_checks.update(truth.used)
     ex.walk(b, acc, scope, via="MERGE")
 
 
 def _h_insert(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
+    _copied_query(ex, b.get("selectStmt"), acc, scope)
+    ex.walk(b, acc, scope)
+
+
+def _copied_query(ex: _Extractor, query, acc: _Acc, scope) -> None:
+    """INSERT ... SELECT, CREATE TABLE AS, CREATE VIEW: what the query reads in full is copied."""
+    if type(query) is dict and type(query.get("SelectStmt")) is dict:
+        acc.copies.update(full_reads(query["SelectStmt"], scope, ex.vars))
+
+
+def _h_view(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
+    _copied_query(ex, b.get("query"), acc, scope)
     ex.walk(b, acc, scope)
 
 
@@ -140,6 +157,7 @@ def _h_create_table_as(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -
     into = b.get("into") or {}
     if type(into.get("rel")) is dict:
         ex.target(into["rel"], acc)
+    _copied_query(ex, b.get("query"), acc, scope)
     ex.walk(b, acc, scope, via="CREATE TABLE AS")
 
 
@@ -153,6 +171,7 @@ def _h_call(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
 HANDLERS = {
     "SelectStmt": _h_select,
     "InsertStmt": _h_insert,
+    "ViewStmt": _h_view,
     "UpdateStmt": _h_update_delete,
     "DeleteStmt": _h_update_delete,
     "MergeStmt": _h_merge,

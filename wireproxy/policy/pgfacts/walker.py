@@ -11,9 +11,15 @@ from wireproxy.policy.pgfacts.acc import (
 from wireproxy.policy.pgfacts.consteval import _const_string, _is_bool_const
 from wireproxy.policy.pgfacts.nodes import (
     _kind_reads, _parse_qualified, _reads, _rv_name, _strings, _unwrap, parse_pg)
+from wireproxy.policy.pgfacts.bounds import full_reads
 from wireproxy.policy.pgfacts.plpgsql import PlpgsqlWalk
+from wireproxy.policy.pgcatalog import is_builtin_function, is_catalog_relation
 
 _HANDLERS = {**dml.HANDLERS, **ddl.HANDLERS}
+_DML_WRITES = frozenset({"insert", "update", "delete", "merge", "copy_from", "truncate"})
+_BULK_EXPORT = frozenset({"database_to_xml", "database_to_xml_and_xmlschema", "schema_to_xml",
+                          "schema_to_xml_and_xmlschema", "cursor_to_xml"})
+_PRELOAD = frozenset({"session_preload_libraries", "local_preload_libraries", "shared_preload_libraries"})
 
 
 def extract_pg(sql: str, raw: str | None = None) -> tuple[QueryFacts, bool]:
@@ -28,9 +34,13 @@ def extract_pg(sql: str, raw: str | None = None) -> tuple[QueryFacts, bool]:
     _Extractor(sql, out, 0, frozenset()).run(None, "", fold_select=False, raw=raw)
     shareable = _reads[0] == before
     kind_free = shareable and _kind_reads[0] == kinds_before
+    for acc in out:
+        if acc.kind in _DML_WRITES and any(is_catalog_relation(t) for t in acc.targets):
+            acc.flags.add("catalog_write")
     statements = tuple(a.freeze() for a in out)
+    routines = tuple(sorted({f for s in statements for f in s.functions if not is_builtin_function(f)}))
     stateful = any(s.kind in ("prepare", "execute") or "deallocate" in s.flags for s in statements)
-    return QueryFacts(statements, stateful, "postgres", kind_free), shareable
+    return QueryFacts(statements, stateful, "postgres", kind_free, routines), shareable
 
 
 
@@ -79,6 +89,7 @@ class _Extractor(PlpgsqlWalk):
                 continue
             key, body = _unwrap(node)
             if fold_select and parent is not None and key == "SelectStmt" and "intoClause" not in body:
+                parent.reads_all.update(full_reads(body, frozenset(), self.vars))
                 self.walk(body, parent, frozenset())
             else:
                 self.statement(key, body, via, frozenset(),
@@ -138,6 +149,8 @@ class _Extractor(PlpgsqlWalk):
                 acc.flags.add("set_role")
             if name is None or name == "search_path":
                 acc.flags.add("search_path")
+        elif base in _BULK_EXPORT:
+            acc.flags.add("bulk_export")
         elif base in _TABLE_XML and args:
             text = _const_string(args[0])
             if text is not None:
@@ -156,6 +169,8 @@ class _Extractor(PlpgsqlWalk):
                 acc.flags.add("set_role")
         elif name == "search_path":
             acc.flags.add("search_path")
+        elif name in _PRELOAD:
+            acc.flags.add("load_library")   # loaded into every later session of the role
 
     # -- the generic walk -----------------------------------------------------------------------
 

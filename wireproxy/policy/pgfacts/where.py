@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from wireproxy.policy.pgfacts.consteval import _ConstEval, _const_string
 from wireproxy.policy.pgfacts.nodes import _NotConst, _reads, _strings, _unwrap
-from wireproxy.policy.truth import CONST, FALSE, NULL, ROW, TRUE, of_value, t_and, t_is, t_not, t_or
+from wireproxy.policy.pgfacts.tautology import range_truth, self_join_truth, sublink_truth
+from wireproxy.policy.truth import CONST, FALSE, NULL, ROW, TRUE, every_row, of_value, t_and, t_is, t_not, t_or
 
 
 class _Truth:
     """Sorts a WHERE condition into an outcome of policy.truth (TRUE, FALSE, NULL, CONST, ROW...)."""
 
-    def __init__(self, quals: set[str], other_cols: set[str], variables: frozenset[str]):
+    def __init__(self, quals: set[str], other_cols: set[str], variables: frozenset[str], *,
+                 target: tuple[str | None, str] | None = None, self_aliases: frozenset[str] = frozenset(),
+                 extended: bool = True):
         self.quals = quals
         self.other_cols = other_cols
         self.vars = variables
+        self.target = target                # (schema, name) of the table the condition filters
+        self.self_aliases = self_aliases    # other scans of that same table (USING t AS t2)
+        self.extended = extended            # the checks of tautology.py (EXTENDED_CHECKS)
+        self.used: set[str] = set()         # ... and which of them made a condition every-row
 
     def _column_is_row(self, fields: list) -> bool:
         names = [f["String"].get("sval", "") if "String" in f else "*" for f in fields]
@@ -93,6 +100,9 @@ class _Truth:
             return ROW
         if key == "A_Expr":
             return self._a_expr(b)
+        if key == "SubLink":
+            found = sublink_truth(self, b) if self.extended else None
+            return ROW if found is None else found
         if key == "BooleanTest":
             return t_is(self.truth(b.get("arg")), str(b.get("booltesttype", "")).lower())
         if key == "TypeCast":
@@ -146,6 +156,11 @@ class _Truth:
                         return NULL
                     equal = (t == TRUE) == value
                     return TRUE if equal == (op == "=") else FALSE
+            if self.extended:
+                found = self_join_truth(self, left, right) if op == "=" and self.self_aliases else \
+                    range_truth(self, op, left, right)
+                if found is not None:
+                    return found
             return ROW
         if kind == "AEXPR_NOT_DISTINCT" and self.same(left, right):
             return TRUE
@@ -234,3 +249,37 @@ def _quals(rv: dict) -> set[str]:
         quals.add(alias)
     return quals
 
+
+
+def _self_aliases(items, target: tuple[str | None, str]) -> frozenset[str]:
+    """Aliases of FROM/USING/MERGE-source items that scan the target table again."""
+    out = set()
+    for item in items or ():
+        rv = item.get("RangeVar") if type(item) is dict else None
+        if rv is None and type(item) is dict and "relname" in item:
+            rv = item
+        if rv and rv.get("relname") == target[1] and (not rv.get("schemaname") or not target[0]
+                                                      or rv["schemaname"] == target[0]):
+            alias = (rv.get("alias") or {}).get("aliasname")
+            if alias:
+                out.add(alias)
+    return frozenset(out)
+
+
+def make_truth(rv: dict, items, variables: frozenset[str], *, extended: bool = True) -> _Truth:
+    """The truth of conditions over the rows of `rv` (the target of UPDATE/DELETE/MERGE, or a
+    table a SELECT reads), with `items` the other FROM/USING items in scope."""
+    target = (rv.get("schemaname"), rv.get("relname", ""))
+    return _Truth(_quals(rv), _exposed(items), variables, target=target,
+                  self_aliases=_self_aliases(items, target), extended=extended)
+
+
+def condition_truth(rv: dict, items, variables: frozenset[str], cond) -> tuple[int, frozenset[str]]:
+    """The outcome of `cond`, and which extended checks (tautology.py) it needed to be every-row:
+    empty when the literal checks alone find it, so a rule can leave the others out."""
+    truth = make_truth(rv, items, variables)
+    outcome = truth.truth(cond)
+    if not truth.used or not every_row(outcome):
+        return outcome, frozenset()
+    basic = make_truth(rv, items, variables, extended=False).truth(cond)
+    return outcome, frozenset() if every_row(basic) else frozenset(truth.used)

@@ -1,0 +1,171 @@
+"""Conditions that hold for every row though no literal says so (the extended WHERE checks).
+
+Two families, each with a name a rule file can leave out (`where_checks` on a rule):
+
+- `self_subquery`: the table compared with itself. `id IN (SELECT id FROM t)`, `EXISTS (SELECT 1
+  FROM t t2 WHERE t2.id = t.id)` and `USING t AS t2 WHERE t.id = t2.id` (also a MERGE whose
+  source is its own target, joined column to same column) reach every row whose column is not
+  NULL.
+- `value_range`: a comparison every value of the column's type satisfies: `name >= ''` (every
+  string sorts after the empty one), `x > '-infinity'`, `id > -9223372036854775809` or
+  `id <= 9223372036854775807` (beyond the 64-bit integers), `length(x) >= 0`, `abs(x) >= 0`.
+  Without the catalog the column's type is not known: a bound past every 64-bit integer is
+  taken to bound nothing on numeric and float columns too, which is true of any real table.
+
+The functions take the `_Truth` of the statement (where.py) and return an outcome of
+policy.truth or None when their pattern does not apply.
+"""
+
+from __future__ import annotations
+
+from wireproxy.policy.pgfacts.nodes import _kind_reads, _reads, _strings, _unwrap
+from wireproxy.policy.truth import TRUE
+
+EXTENDED_CHECKS = ("self_subquery", "value_range")
+
+_INT8_MIN = -9223372036854775808
+_INT8_MAX = 9223372036854775807
+_NON_NEGATIVE = frozenset({"length", "char_length", "character_length", "octet_length",
+                           "bit_length", "abs", "cardinality", "array_length", "pg_column_size"})
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+def _column_names(node) -> list[str] | None:
+    if type(node) is dict and "ColumnRef" in node:
+        fields = node["ColumnRef"].get("fields") or []
+        return [f["String"].get("sval", "") if "String" in f else "*" for f in fields]
+    return None
+
+
+def _row_column(truth, node) -> str | None:
+    """The target row's column named by `node` (a ColumnRef of the row), else None."""
+    names = _column_names(node)
+    if names is None or names[-1] == "*":
+        return None
+    if truth._column_is_row(node["ColumnRef"].get("fields") or []):
+        return names[-1]
+    return None
+
+
+def range_truth(truth, op: str, left, right) -> int | None:
+    """`column <op> constant` (either way round) that every value satisfies."""
+    if op not in _FLIP:
+        return None
+    for col, const, o in ((left, right, op), (right, left, _FLIP[op])):
+        if type(const) is not dict or "A_Const" not in const:
+            continue
+        value = const["A_Const"]
+        _kind_reads[0] += 1   # which kind of constant: a normalized text ($n) does not keep it
+        if _row_column(truth, col) is None and not _non_negative_call(truth, col):
+            continue
+        if _non_negative_call(truth, col):
+            if o == ">=" and "ival" in value:
+                _reads[0] += 1
+                if value["ival"].get("ival", 0) == 0:
+                    return _used(truth)
+            continue
+        if "fval" in value and o in (">", ">=", "<", "<="):
+            _reads[0] += 1
+            try:
+                number = float(value["fval"].get("fval", "0"))
+            except ValueError:
+                continue
+            if (o in (">", ">=") and number <= _INT8_MIN) or (o in ("<", "<=") and number >= _INT8_MAX):
+                return _used(truth)
+        elif "sval" in value and o in (">", ">="):
+            _reads[0] += 1
+            text = value["sval"].get("sval", "")
+            if (text == "" and o == ">=") or text.strip().lower() == "-infinity":
+                return _used(truth)
+        elif "sval" in value and o in ("<", "<="):
+            _reads[0] += 1
+            if value["sval"].get("sval", "").strip().lower() in ("infinity", "+infinity"):
+                return _used(truth)
+    return None
+
+
+def _non_negative_call(truth, node) -> bool:
+    if type(node) is not dict or "FuncCall" not in node:
+        return False
+    names = _strings(node["FuncCall"].get("funcname"))
+    return bool(names) and names[-1] in _NON_NEGATIVE and truth.depends_on_row(node)
+
+
+def _used(truth, check: str = "value_range") -> int | None:
+    if not truth.extended:
+        return None
+    truth.used.add(check)
+    return TRUE
+
+
+def self_join_truth(truth, left, right) -> int | None:
+    """`t.c = t2.c` where t2 is another scan of the target table (USING, FROM, MERGE source)."""
+    a, b = _column_names(left), _column_names(right)
+    if a is None or b is None or a[-1] != b[-1] or a[-1] == "*":
+        return None
+    for own, other in ((a, b), (b, a)):
+        if len(other) >= 2 and other[-2] in truth.self_aliases and len(own) >= 1 \
+                and (len(own) == 1 or truth._is_target(own)):
+            return _used(truth, "self_subquery")
+    return None
+
+
+def _single_scan(select: dict, target: tuple[str | None, str]) -> set[str] | None:
+    """The qualifiers of a subquery that reads only the target table (once, unlimited), or None."""
+    if select.get("op") not in (None, "SETOP_NONE") or select.get("limitCount") is not None:
+        return None
+    if select.get("groupClause") or select.get("havingClause") or select.get("withClause"):
+        return None
+    items = select.get("fromClause") or []
+    if len(items) != 1 or type(items[0]) is not dict or "RangeVar" not in items[0]:
+        return None
+    rv = items[0]["RangeVar"]
+    schema, name = target
+    if rv.get("relname") != name or (rv.get("schemaname") and schema and rv["schemaname"] != schema):
+        return None
+    alias = (rv.get("alias") or {}).get("aliasname")
+    return {alias} if alias else {name}   # an alias hides the table's own name
+
+
+def sublink_truth(truth, b: dict) -> int | None:
+    """IN / = ANY / EXISTS over a subquery that scans the target table itself."""
+    if truth.target is None:
+        return None
+    sub = (b.get("subselect") or {}).get("SelectStmt")
+    if type(sub) is not dict:
+        return None
+    inner = _single_scan(sub, truth.target)
+    if inner is None:
+        return None
+    kind = b.get("subLinkType")
+    if kind == "EXISTS_SUBLINK":
+        where = sub.get("whereClause")
+        if where is None or _correlated_on_same_columns(truth, where, inner):
+            return _used(truth, "self_subquery")
+        return None
+    if kind == "ANY_SUBLINK" and (_strings(b.get("operName")) or ["="])[-1] == "=":
+        column = _row_column(truth, b.get("testexpr"))
+        targets = sub.get("targetList") or []
+        if column is None or len(targets) != 1 or sub.get("whereClause") is not None:
+            return None
+        names = _column_names((targets[0].get("ResTarget") or {}).get("val"))
+        if names and names[-1] == column and (len(names) == 1 or ".".join(names[:-1]) in inner):
+            return _used(truth, "self_subquery")
+    return None
+
+
+def _correlated_on_same_columns(truth, where, inner: set[str]) -> bool:
+    """WHERE made only of `inner.c = outer.c` terms (ANDed), the same column on both sides."""
+    key, body = _unwrap(where) if type(where) is dict and len(where) == 1 else ("", {})
+    if key == "BoolExpr" and body.get("boolop") == "AND_EXPR":
+        return all(_correlated_on_same_columns(truth, a, inner) for a in body.get("args") or ())
+    if key != "A_Expr" or body.get("kind") != "AEXPR_OP" or (_strings(body.get("name")) or [""])[-1] != "=":
+        return False
+    a, b = _column_names(body.get("lexpr")), _column_names(body.get("rexpr"))
+    if a is None or b is None or a[-1] != b[-1]:
+        return False
+    for mine, outer in ((a, b), (b, a)):
+        if len(mine) >= 2 and ".".join(mine[:-1]) in inner and len(outer) >= 2 \
+                and ".".join(outer[:-1]) not in inner and truth._is_target(outer):
+            return True
+    return False
