@@ -76,6 +76,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from wireproxy.config.rulekeys import approval_keys, depth_keys, sensitive_tables
 from wireproxy.config.tomlfile import Checker, ConfigError, TomlFile
 from wireproxy.masking.spec import DETECTOR_NAMES, STYLES, CustomDetector, MaskSpec
 from wireproxy.policy.decision import Action
@@ -125,6 +126,7 @@ def _build(files: list[TomlFile]) -> RuleSet:
             detector_sources[name] = _where(f, ("detector", i, "name"))
             detectors.append(CustomDetector(name, pattern))
     known_detectors = frozenset(DETECTOR_NAMES) | frozenset(detector_sources)
+    sensitive = sensitive_tables(files)
 
     rules: list[Rule] = []
     masks: list[MaskSpec] = []
@@ -141,13 +143,14 @@ def _build(files: list[TomlFile]) -> RuleSet:
             explicit_parse.add(top.choice("on_parse_error", ("block", "allow")))
         else:
             top.get("on_parse_error", str)
+        top.get("sensitive_tables", list)   # read by rulekeys.sensitive_tables
         for key in ("rule", "mask", "tool", "detector"):
             value = top.get(key, list, [])
             if not all(isinstance(t, dict) for t in value):
                 raise top.error(key, f"{key} must be an array of tables ([[{key}]])")
         top.done()
         for i in range(len(f.data.get("rule", []))):
-            rule = _rule(f, i, mode, known_detectors)
+            rule = _rule(f, i, mode, known_detectors, sensitive)
             _claim(ids, rule.id, f, ("rule", i, "id"))
             rules.append(rule)
         for i in range(len(f.data.get("mask", []))):
@@ -164,7 +167,7 @@ def _build(files: list[TomlFile]) -> RuleSet:
     on_parse_error = "allow" if explicit_parse == {"allow"} else "block"
     parse_mode = "audit" if modes and all(m == "audit" for m in modes) else "enforce"
     return RuleSet(tuple(rules), tuple(masks), tuple(tools), tuple(detectors), on_parse_error,
-                   parse_mode, tuple(str(f.path) for f in files))
+                   parse_mode, tuple(str(f.path) for f in files), sensitive)
 
 
 def _where(f: TomlFile, keys: tuple) -> str:
@@ -204,7 +207,7 @@ def _positive(c: Checker, key: str) -> int | None:
     return value
 
 
-def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str]) -> Rule:
+def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str], sensitive: tuple[str, ...]) -> Rule:
     c = Checker(f, ("rule", i))
     ident = c.get("id", str, required=True)
     if not ident.strip():
@@ -245,6 +248,7 @@ def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str]) -> Ru
     max_rows = _positive(c, "max_rows")
     max_bytes = _positive(c, "max_bytes")
     max_session_bytes = _positive(c, "max_session_bytes")
+    extra = depth_keys(c, sensitive, without_where) | approval_keys(c, action)
     c.done()
     return Rule(
         id=ident, action=action, message=message, mode=mode, source=_where(f, ("rule", i, "id")),
@@ -258,7 +262,7 @@ def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str]) -> Ru
         detectors=tuple(detectors or ()), patterns=compiled,
         tools=Globs(tools) if tools else None,
         models=Globs(models, ignore_case=True) if models else None,
-        max_rows=max_rows, max_bytes=max_bytes, max_session_bytes=max_session_bytes)
+        max_rows=max_rows, max_bytes=max_bytes, max_session_bytes=max_session_bytes, **extra)
 
 
 def _mask(f: TomlFile, i: int, known_detectors: frozenset[str]) -> MaskSpec:

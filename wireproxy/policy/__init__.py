@@ -9,10 +9,13 @@ from wireproxy.policy.decision import (
     INTERNAL_ERROR, PARSE_ERROR, UNKNOWN_FUNCTION, UNKNOWN_PREPARED, Action, Decision, Limits)
 from wireproxy.policy.engine import Policy, SessionJudge
 from wireproxy.policy.facts import FLAGS, KINDS, QueryFacts, SqlParseError, StatementFacts, extract
+from wireproxy.policy.fingerprint import fingerprint
+from wireproxy.policy.routines import ROUTINE_LOOKUP_SQL, routine_lookup_sql
 from wireproxy.policy.rules import Rule, RuleSet
 
 __all__ = [
     "Action", "Decision", "Limits", "Policy", "SessionJudge", "QueryFacts", "StatementFacts",
     "SqlParseError", "extract", "KINDS", "FLAGS", "PARSE_ERROR", "INTERNAL_ERROR",
-    "UNKNOWN_PREPARED", "UNKNOWN_FUNCTION", "Rule", "RuleSet",
+    "UNKNOWN_PREPARED", "UNKNOWN_FUNCTION", "Rule", "RuleSet", "fingerprint", "ROUTINE_LOOKUP_SQL",
+    "routine_lookup_sql",
 ]

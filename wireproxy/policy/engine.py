@@ -37,6 +37,8 @@ from wireproxy.policy.cache import DEFAULT_MAX_ENTRIES, FactsCache
 from wireproxy.policy.decision import (
     INTERNAL_ERROR, PARSE_ERROR, UNKNOWN_FUNCTION, UNKNOWN_PREPARED, Action, Decision, Limits)
 from wireproxy.policy.facts import QueryFacts, SqlParseError, StatementFacts, is_postgres
+from wireproxy.policy.pgcatalog import is_builtin_function
+from wireproxy.policy.routinebook import RoutineBook, with_routines
 from wireproxy.policy.rules import DEFAULT_SEARCH_PATH, Rule, RuleSet
 
 _CONTEXT_CACHE = 4096
@@ -91,6 +93,9 @@ class _Compiled:
         limits = self._limits(statements, limit_rules, search_path) if limit_rules else None
         if best is None:
             return Decision(Action.ALLOW, None, "", (), statements, None, limits)
+        if best_action == Action.APPROVE:
+            return Decision(best_action, best.id, best.message, tuple(matched), statements, would, limits,
+                            best.approvers, best.approval_timeout)
         return Decision(best_action, best.id, best.message, tuple(matched), statements, would, limits)
 
     @staticmethod
@@ -220,6 +225,10 @@ def _dialect(dialect: str | None) -> str:
     return "postgres" if is_postgres(dialect) else dialect.lower()
 
 
+def _routines_of(statements) -> tuple[str, ...]:
+    return tuple(sorted({f for s in statements for f in s.functions if not is_builtin_function(f)}))
+
+
 def _resolve_prepared(compiled: _Compiled, facts: QueryFacts, user, tool, model,
                       prepared: dict) -> tuple[Decision, dict]:
     """Judge statements that use prepared-statement names: EXECUTE p is judged as p's
@@ -236,6 +245,11 @@ def _resolve_prepared(compiled: _Compiled, facts: QueryFacts, user, tool, model,
             if inner is None:
                 unknown = st.name if unknown is None else unknown
             else:
+                if st.via == "CREATE TABLE AS":   # CREATE TABLE x AS EXECUTE p: p's reads are copied
+                    copied = frozenset(t for s in inner for t in s.reads_all)
+                    if copied:
+                        expanded.append(StatementFacts("create", tables=copied, copies=copied,
+                                                       via="CREATE TABLE AS EXECUTE"))
                 expanded.extend(inner)
         elif "deallocate" in st.flags:
             if st.name is None:
@@ -256,12 +270,13 @@ def _resolve_prepared(compiled: _Compiled, facts: QueryFacts, user, tool, model,
 class SessionJudge:
     """Judges one client connection's statements; remembers its prepared-statement names."""
 
-    __slots__ = ("_policy", "user", "prepared", "standard_conforming_strings")
+    __slots__ = ("_policy", "user", "prepared", "standard_conforming_strings", "routines")
 
     def __init__(self, policy: Policy, user: str | None):
         self._policy = policy
         self.user = user
         self.prepared: dict[str, tuple[StatementFacts, ...]] = {}
+        self.routines = RoutineBook()   # bodies of called routines, learned from the catalog
         # The server's standard_conforming_strings (from ParameterStatus). wireproxy parses as
         # PostgreSQL does with it on (the default since 9.1); with it off, a backslash in a
         # '...' literal lexes differently on the server, so text with one cannot be judged.
@@ -306,6 +321,18 @@ class SessionJudge:
         """An extended-protocol Close of a named statement."""
         self.prepared.pop(name, None)
 
+    def learn_routines(self, names, rows) -> None:
+        """The rows of routine_lookup_sql(names), run in band (see routines.py): judging the
+        same statement again takes the bodies into account. Names without rows do not exist
+        and are not asked for again."""
+        self.routines.learn(names, rows)
+
+    def _with_routines(self, decision: Decision, routines: tuple[str, ...]) -> Decision:
+        if decision.action == Action.BLOCK:
+            return decision
+        needed, verdict = self.routines.review(routines, self._policy, self.user)
+        return with_routines(decision, needed, verdict)
+
     def function(self, name: str | None) -> Decision:
         """A FunctionCall message, by the function's resolved name ("pg_catalog.lo_export");
         judged as `SELECT name(...)`. None or "" (an OID the relay could not resolve): block."""
@@ -320,7 +347,10 @@ class SessionJudge:
                 policy._hits += 1
                 return cached
             st = StatementFacts("select", functions=frozenset({name}), flags=frozenset({"fastpath"}))
-            return policy._remember(key, policy._compiled.judge((st,), self.user))
+            decision = policy._compiled.judge((st,), self.user)
+            if not is_builtin_function(name):
+                return self._with_routines(decision, (name,))
+            return policy._remember(key, decision)
         except Exception as exc:
             return _internal(exc)
 
@@ -336,5 +366,8 @@ class SessionJudge:
             decision, prepared = _resolve_prepared(compiled, facts, self.user, None, None, self.prepared)
             if decision.action != Action.BLOCK:
                 self.prepared = prepared
-            return decision
+            routines = _routines_of(decision.facts or ())
+            return self._with_routines(decision, routines) if routines else decision
+        if facts.routines:   # depends on this session's routine bodies: not in the shared cache
+            return self._with_routines(policy._decide(facts, self.user), facts.routines)
         return policy._remember(key, policy._decide(facts, self.user))

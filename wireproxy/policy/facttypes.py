@@ -56,6 +56,17 @@ FLAGS: dict[str, str] = {
 }
 
 
+# The WHERE checks beyond literal tautologies (pgfacts/tautology.py); a rule's `where_checks`
+# says which of them its `without_where` counts.
+WHERE_CHECKS: dict[str, str] = {
+    "self_subquery": "the table compared with itself: id IN (SELECT id FROM t), EXISTS over t "
+                     "joined column to same column, USING t AS t2 WHERE t.id = t2.id, MERGE of t "
+                     "with itself",
+    "value_range": "a comparison every value of the column's type satisfies: name >= '', "
+                   "x > '-infinity', beyond the 64-bit integers, length(x) >= 0",
+}
+
+
 class SqlParseError(Exception):
     """The SQL could not be judged. `internal` is True when the fault is wireproxy's own (an
     unexpected exception while walking the tree): such SQL is always blocked."""

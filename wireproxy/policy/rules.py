@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from wireproxy.policy.decision import Action
 from wireproxy.policy.facttypes import StatementFacts
 
-__all__ = ["ACTIONS", "DEFAULT_SEARCH_PATH", "MODES", "Globs", "NameGlobs", "Rule", "RuleSet", "ToolSpec"]
+__all__ = ["ACTIONS", "DEFAULT_APPROVAL_TIMEOUT", "DEFAULT_SEARCH_PATH", "MODES", "Globs", "NameGlobs", "Rule", "RuleSet", "ToolSpec"]
 
 ACTIONS = ("allow", "audit", "approve", "block")
 MODES = ("enforce", "audit")
 DEFAULT_SEARCH_PATH = ("pg_catalog", "public", "pg_temp")
+DEFAULT_APPROVAL_TIMEOUT = 300.0   # seconds an approve rule holds a statement (5 minutes)
 
 
 class Globs:
@@ -126,6 +127,12 @@ class Rule:
     max_rows: int | None = None
     max_bytes: int | None = None
     max_session_bytes: int | None = None
+    reads_all: NameGlobs | None = None       # tables read in full (StatementFacts.reads_all)
+    copies: NameGlobs | None = None          # tables copied in full into a relation
+    granted_roles: Globs | None = None       # roles whose membership is granted
+    where_checks: frozenset[str] | None = None  # extended WHERE checks without_where counts (None: all)
+    approvers: tuple[str, ...] = ()          # approve rules: who may approve ("group:x"); () anyone
+    approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT   # approve rules: seconds to wait
 
     @property
     def effective_action(self) -> Action:
@@ -146,7 +153,8 @@ class Rule:
     @property
     def has_sql_matchers(self) -> bool:
         return bool(self.statements or self.tables or self.targets or self.functions or self.roles
-                    or self.flags or self.without_where is not None)
+                    or self.flags or self.without_where is not None or self.reads_all or self.copies
+                    or self.granted_roles)
 
     def matches_context(self, user: str | None, tool: str | None = None, model: str | None = None) -> bool:
         if self.users is not None and (user is None or not self.users.match(user)):
@@ -161,7 +169,10 @@ class Rule:
         if self.statements and st.kind not in self.statements:
             return False
         if self.without_where is not None:
-            if st.kind not in ("update", "delete") or st.unbounded != self.without_where:
+            if st.kind not in ("update", "delete"):
+                return False
+            unbounded = st.unbounded and (self.where_checks is None or st.where_checks <= self.where_checks)
+            if unbounded != self.without_where:
                 return False
         if self.flags and not (self.flags & st.flags):
             return False
@@ -172,6 +183,12 @@ class Rule:
         if self.targets is not None and not self.targets.any(st.targets, search_path):
             return False
         if self.roles is not None and not self.roles.any(st.roles):
+            return False
+        if self.reads_all is not None and not self.reads_all.any(st.reads_all, search_path):
+            return False
+        if self.copies is not None and not self.copies.any(st.copies, search_path):
+            return False
+        if self.granted_roles is not None and not self.granted_roles.any(st.granted):
             return False
         return True
 
@@ -193,6 +210,7 @@ class RuleSet:
     on_parse_error: str = "block"          # "block" or "allow"
     parse_error_mode: str = "enforce"      # "audit" only when every file is in audit mode
     files: tuple[str, ...] = ()
+    sensitive_tables: tuple[str, ...] = ()  # globs: what `reads_all = true` / `copies = true` mean
     _tools: dict = field(default_factory=dict, repr=False, compare=False)
 
     def tool(self, name: str) -> ToolSpec | None:

@@ -3,8 +3,8 @@
 A table is read in full by a SELECT when its rows reach the result (or a copy of it) and
 nothing bounds them: no LIMIT / FETCH FIRST (LIMIT ALL, LIMIT NULL and a LIMIT computed by a
 subquery bound nothing), no WHERE or inner-join condition that depends on its row (a WHERE
-that holds for every row, as where.py and tautology.py judge it, is no bound), and no plain
-summary (an aggregate without GROUP BY, like count(*), hands over one row of figures). An
+that holds for every row, as where.py and tautology.py judge it, is no bound), and no
+summary (aggregates like count(*) or sum(x), per group or not, hand over figures). An
 aggregate that collects its input (array_agg, string_agg, json_agg, xmlagg, ...) and an
 ARRAY(subquery) fold the whole table into one value: no bound. A bound on an outer query
 bounds what it reads from subqueries, CTEs and UNION arms; subqueries in WHERE, HAVING or ON
@@ -118,9 +118,8 @@ def _row_filtered(sel: dict, rv: dict | None, variables, items=(), on: tuple = (
 
 
 def _summary(sel: dict) -> bool:
-    """One row of figures: aggregates, no GROUP BY, nothing collecting, no window."""
-    if sel.get("groupClause"):
-        return False
+    """Figures, not rows: aggregates (per group too: what BI tools send), nothing collecting,
+    no window function (a window keeps every row)."""
     found = False
     stack: list = list(sel.get("targetList") or [])
     while stack:

@@ -18,10 +18,11 @@ policy.truth or None when their pattern does not apply.
 
 from __future__ import annotations
 
+from wireproxy.policy.facttypes import WHERE_CHECKS
 from wireproxy.policy.pgfacts.nodes import _kind_reads, _reads, _strings, _unwrap
 from wireproxy.policy.truth import TRUE
 
-EXTENDED_CHECKS = ("self_subquery", "value_range")
+EXTENDED_CHECKS = tuple(WHERE_CHECKS)
 
 _INT8_MIN = -9223372036854775808
 _INT8_MAX = 9223372036854775807
