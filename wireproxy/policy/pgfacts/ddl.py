@@ -60,7 +60,8 @@ def _h_grant_role(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> Non
         name = (item.get("AccessPriv") or {}).get("priv_name") if type(item) is dict else None
         if name:
             acc.roles.add(name)
-            acc.granted.add(name)
+            if b.get("is_grant"):
+                acc.granted.add(name)
     ex.walk(b, acc, scope)
 
 
@@ -206,9 +207,18 @@ def _h_owner(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
 
 
 def _h_policy(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
-    """CREATE/ALTER POLICY whose USING or WITH CHECK lets every row through (a permissive one;
-    a restrictive policy that is always true restricts nothing and opens nothing)."""
-    if b.get("permissive", True):
+    """CREATE POLICY whose USING or WITH CHECK lets every row through (a permissive one; a
+    restrictive policy that is always true restricts nothing and opens nothing)."""
+    _open_policy(ex, b, acc, scope, bool(b.get("permissive")))  # JSON leaves false out (RESTRICTIVE)
+
+
+def _h_alter_policy(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
+    """ALTER POLICY cannot say whether the policy is permissive: taken to be (fail closed)."""
+    _open_policy(ex, b, acc, scope, True)
+
+
+def _open_policy(ex: _Extractor, b: dict, acc: _Acc, scope, permissive: bool) -> None:
+    if permissive:
         rv = b.get("table") or {}
         for key in ("qual", "with_check"):
             cond = b.get(key)
@@ -285,7 +295,7 @@ HANDLERS = {
     "AlterOwnerStmt": _h_owner,
     "ReassignOwnedStmt": _h_owner,
     "CreatePolicyStmt": _h_policy,
-    "AlterPolicyStmt": _h_policy,
+    "AlterPolicyStmt": _h_alter_policy,
     "CreateTrigStmt": _h_trigger,
     "CreateEventTrigStmt": _h_trigger,
     "CreateCastStmt": _h_cast,

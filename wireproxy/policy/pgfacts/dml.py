@@ -73,14 +73,18 @@ def _h_merge(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
 
 
 def _h_insert(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
-    _copied_query(ex, b.get("selectStmt"), acc, scope)
+    _copied_query(ex, b.get("selectStmt"), acc, scope, b.get("withClause"))
     ex.walk(b, acc, scope)
 
 
-def _copied_query(ex: _Extractor, query, acc: _Acc, scope) -> None:
-    """INSERT ... SELECT, CREATE TABLE AS, CREATE VIEW: what the query reads in full is copied."""
+def _copied_query(ex: _Extractor, query, acc: _Acc, scope, with_clause=None) -> None:
+    """INSERT ... SELECT, CREATE TABLE AS, CREATE VIEW: what the query reads in full is copied
+    (`with_clause`: the CTEs of an INSERT, which its query reads)."""
     if type(query) is dict and type(query.get("SelectStmt")) is dict:
-        acc.copies.update(full_reads(query["SelectStmt"], scope, ex.vars))
+        select = query["SelectStmt"]
+        if type(with_clause) is dict and "withClause" not in select:
+            select = {**select, "withClause": with_clause}
+        acc.copies.update(full_reads(select, scope, ex.vars))
 
 
 def _h_view(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
