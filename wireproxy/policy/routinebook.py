@@ -67,7 +67,7 @@ class RoutineBook:
             for callee in calls:
                 inner = self._verdict(callee, policy, user, depth + 1, seen | {body.qualified}, needed)
                 if inner.action > verdict.action:
-                    verdict = inner
+                    verdict = replace(inner, message=f"calls {name}, which {inner.message}")
             if verdict.action > worst.action:
                 worst = verdict
         if len(needed) == before:        # complete: no callee still unknown

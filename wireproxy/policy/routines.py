@@ -126,7 +126,7 @@ def parse_rows(names: Iterable[str], rows: Iterable) -> dict[str, tuple[RoutineB
             definition=values["definition"] if values["definition"] else None,
             arguments=str(values["arguments"] or ""),
             security_definer=secdef in (True, "t", "true", "on", "1"),
-            calls=tuple(str(c).strip('"') for c in calls or ())))
+            calls=tuple(str(c).strip('"') for c in calls or () if c and c != "-")))   # "-": no function
     return {name: tuple(bodies) for name, bodies in found.items()}
 
 
