@@ -100,7 +100,8 @@ WHOLE_READS = [
     "SELECT id, email, row_number() OVER () FROM users",
     "DO $$BEGIN RAISE NOTICE '%', (SELECT json_agg(u) FROM users u); END$$",
     "SELECT jsonb_agg(to_jsonb(a)) FROM api_keys a", "SELECT * FROM user_tokens",
-    "EXPLAIN ANALYZE SELECT * FROM users", "COPY (SELECT * FROM users) TO STDOUT",
+    "COPY (SELECT * FROM users) TO STDOUT", "SELECT json_agg(u) FROM users u LIMIT 1",
+    "WITH c AS (SELECT json_agg(x) FROM payments x) SELECT * FROM c FETCH FIRST 3 ROWS ONLY",
     "SELECT * FROM users /* WHERE id = 1 */", "SELECT * FROM users WHERE id = id",
     "SELECT * FROM users WHERE name >= ''",
 ]
@@ -115,6 +116,9 @@ READ_LOOKALIKES = [
     "SELECT date_trunc('day', created_at), count(*) FROM users GROUP BY 1 ORDER BY 1",
     "SELECT * FROM users WHERE id = ANY($1)", "SELECT max(created_at) FROM users",
     "SELECT * FROM users u WHERE u.email = 'a@b.c' UNION SELECT * FROM users WHERE id = 2 LIMIT 5",
+    "EXPLAIN ANALYZE SELECT * FROM users",                    # the plan comes back, not the rows
+    "DO $$BEGIN EXECUTE 'SELECT * FROM users'; END$$",        # the rows go nowhere
+    "DO $$BEGIN PERFORM count(*) FROM users; END$$",
 ]
 
 
@@ -275,6 +279,9 @@ PREDICATE_LOOKALIKES = [
     "DELETE FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.parent = t.id)",
     "DELETE FROM t WHERE NOT (NULL AND id = 1)", "DELETE FROM t WHERE length(name) > 10",
     "DELETE FROM t USING u WHERE t.id = u.id", "UPDATE t SET a = 0 FROM t AS t2 WHERE t.id = t2.parent",
+    # found by the differential run: a condition on the other scan of the same table bounds it
+    "MERGE INTO t USING t AS s ON t.id = s.id AND s.id > 0 WHEN MATCHED THEN DELETE",
+    "DELETE FROM t USING t AS t2 WHERE t.id = t2.id AND t2.id > 0",
 ]
 
 

@@ -62,7 +62,8 @@ def _select(sel: dict, scope: frozenset[str], variables, bounded: bool, out: set
             if type(sel.get(arm)) is dict:
                 _select(sel[arm], scope, variables, bounded, out)
         return
-    own = bounded or _limited(sel) or _summary(sel)
+    # LIMIT applies after aggregation: json_agg(...) LIMIT 1 still folds every row into one
+    own = not _collects(sel) and (bounded or _limited(sel) or _summary(sel))
     with_clause = sel.get("withClause")
     if type(with_clause) is dict:
         names = [c["CommonTableExpr"].get("ctename", "") for c in with_clause.get("ctes") or ()
@@ -140,6 +141,26 @@ def _summary(sel: dict) -> bool:
                     found = True
             stack.extend(x for x in v.values() if type(x) in (dict, list))
     return found
+
+
+def _collects(sel: dict) -> bool:
+    """A collecting aggregate in the result columns (not inside a subquery of them)."""
+    stack: list = list(sel.get("targetList") or [])
+    while stack:
+        v = stack.pop()
+        if type(v) is list:
+            stack.extend(v)
+        elif type(v) is dict:
+            if len(v) == 1:
+                key = next(iter(v))
+                if key == "SubLink":
+                    continue
+                if key in _COLLECTING_NODES:
+                    return True
+                if key == "FuncCall" and (_strings(v[key].get("funcname")) or [""])[-1] in _COLLECTING:
+                    return True
+            stack.extend(x for x in v.values() if type(x) in (dict, list))
+    return False
 
 
 def _targets(targets, scope, variables, own: bool, out: set[str]) -> None:

@@ -110,7 +110,9 @@ def _h_explain(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     if type(query) is dict and len(query) == 1:
         key, body = _unwrap(query)
         if analyze:
-            ex.statement(key, body, "EXPLAIN ANALYZE", scope)
+            run = ex.statement(key, body, "EXPLAIN ANALYZE", scope)
+            if run.kind == "select":
+                run.reads_all.clear()   # the plan is returned, the rows are not
         else:
             ex.walk(query, acc, scope, nest=False)
 

@@ -76,14 +76,14 @@ class PlpgsqlWalk:
                 if len(target) == 1:
                     text = _const_string(target[0].get("ResTarget", {}).get("val"))
             if text is not None:
-                self.nested_text(text, acc, f"{via} EXECUTE", frozenset())
+                self.nested_text(text, acc, f"{via} EXECUTE", frozenset(), expose=not via.startswith("DO"))
             else:
                 acc.flags.add("dynamic_sql")
                 for item in stmts:
                     probe.walk(item["stmt"], acc, frozenset())
             return
-        if mode == 0:
-            self.nested_text(query, acc, via, variables)
+        if mode == 0:   # a statement: in a DO block its rows go nowhere (PERFORM, INTO one row)
+            self.nested_text(query, acc, via, variables, expose=not via.startswith("DO"))
         elif mode == 2:
             self.nested_text("SELECT " + query, acc, via, variables)
         else:  # assignment: "target := expr" or "target = expr"

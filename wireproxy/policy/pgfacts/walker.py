@@ -79,7 +79,8 @@ class _Extractor(PlpgsqlWalk):
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def run(self, parent: _Acc | None, via: str, *, fold_select: bool, raw: str | None = None) -> None:
+    def run(self, parent: _Acc | None, via: str, *, fold_select: bool, raw: str | None = None,
+            expose: bool = True) -> None:
         """Judge every statement of self.text; with fold_select, plain SELECTs belong to
         `parent` (an expression or query inside PL/pgSQL), other statements nest under it."""
         tree = json.loads(raw if raw is not None else parse_pg(self.text))
@@ -89,14 +90,16 @@ class _Extractor(PlpgsqlWalk):
                 continue
             key, body = _unwrap(node)
             if fold_select and parent is not None and key == "SelectStmt" and "intoClause" not in body:
-                parent.reads_all.update(full_reads(body, frozenset(), self.vars))
+                if expose:   # its rows reach the client (a RAISE argument, a function's result)
+                    parent.reads_all.update(full_reads(body, frozenset(), self.vars))
                 self.walk(body, parent, frozenset())
             else:
                 self.statement(key, body, via, frozenset(),
                                loc=item.get("stmt_location", 0), length=item.get("stmt_len", 0))
 
-    def nested_text(self, text: str, parent: _Acc, via: str, variables: frozenset[str]) -> None:
-        _Extractor(text, self.out, self.depth + 1, variables).run(parent, via, fold_select=True)
+    def nested_text(self, text: str, parent: _Acc, via: str, variables: frozenset[str], *,
+                    expose: bool = True) -> None:
+        _Extractor(text, self.out, self.depth + 1, variables).run(parent, via, fold_select=True, expose=expose)
 
     def statement(self, key: str, body: dict, via: str, scope: frozenset[str], *,
                   loc: int | None = None, length: int | None = None) -> _Acc:

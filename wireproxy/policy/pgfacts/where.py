@@ -27,7 +27,8 @@ class _Truth:
         if len(names) == 1:
             name = names[0]
             return name not in self.vars and name not in self.other_cols
-        return self._is_target(names)
+        # another scan of the target table (USING t AS t2) joined to it is the same row's data
+        return self._is_target(names) or (len(names) == 2 and names[0] in self.self_aliases)
 
     def _is_target(self, names: list[str]) -> bool:
         """Is `names[:-1]` (a column's qualifier) the target table: `t`, `alias`, `s.t`?"""
