@@ -49,3 +49,5 @@ DELETE FROM orders USING orders AS o2 WHERE orders.id = o2.id AND o2.id > 30
 EXPLAIN ANALYZE SELECT * FROM users
 DO $$BEGIN EXECUTE 'SELECT * FROM users'; END$$
 UPDATE orders SET total = total WHERE id = 1
+UPDATE log SET total = 0 WHERE NOT EXISTS (SELECT 1)
+CREATE FUNCTION quiet() RETURNS void LANGUAGE plpgsql AS $$BEGIN EXECUTE 'SELECT * FROM users'; END$$

@@ -82,3 +82,4 @@ CREATE FUNCTION sd() RETURNS int SECURITY DEFINER LANGUAGE sql AS 'SELECT 1'
 -- found by the differential run (regressions)
 WITH w AS (WITH c AS (SELECT json_agg(x) FROM payments x) SELECT * FROM c FETCH FIRST 3 ROWS ONLY) SELECT * FROM w
 SELECT json_agg(u) FROM users u LIMIT 1
+MERGE INTO payments USING payments AS s ON s.id = 1 WHEN MATCHED THEN DELETE

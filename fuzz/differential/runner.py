@@ -137,8 +137,11 @@ def start_cluster():
     return PgCluster.start(settings={"track_functions": "'all'"})
 
 
-def run(seconds: float, *, dsn_base: str | None = None, report: Path | None = None, seed_corpus: bool = True) -> Stats:
-    """Run the corpus, then generated and mutated statements until `seconds` have passed."""
+def run(seconds: float, *, dsn_base: str | None = None, report: Path | None = None, seed_corpus: bool = True,
+        examples: int | None = None) -> Stats:
+    """Run the corpus, then generated and mutated statements until `seconds` have passed; or,
+    with `examples`, exactly that many from hypothesis' derandomized sequence (the CI slice:
+    the same statements on every machine, however fast)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
@@ -159,14 +162,16 @@ def run(seconds: float, *, dsn_base: str | None = None, report: Path | None = No
             for sql in corpus:
                 diff.check(sql)
 
-        @settings(max_examples=50, deadline=None, database=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(max_examples=examples or 50, deadline=None, database=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck), derandomize=examples is not None)
         @given(st.one_of(statements, mutations(corpus)))
         def batch(sql):
-            if time.monotonic() < deadline:
+            if examples is not None or time.monotonic() < deadline:
                 diff.check(sql)
 
-        while time.monotonic() < deadline:
+        if examples is not None:
+            batch()
+        while examples is None and time.monotonic() < deadline:
             batch()
         diff.close()
         if report is not None:

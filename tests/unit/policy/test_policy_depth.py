@@ -235,6 +235,8 @@ def test_escalation_lookalikes_pass(policy, sql):
     ("MERGE INTO t USING t AS s ON t.id = s.id WHEN MATCHED THEN DELETE", "no-unbounded-write"),
     ("MERGE INTO t USING (SELECT 1 AS x) s ON 1 = 1 WHEN MATCHED THEN UPDATE SET a = 0", "no-unbounded-write"),
     ("MERGE INTO t USING s ON s.k = 5 WHEN MATCHED THEN DELETE", "no-unbounded-write"),
+    # found by the differential run: a self-merge with no join column matches every row
+    ("MERGE INTO t USING t AS s ON s.id = 1 WHEN MATCHED THEN DELETE", "no-unbounded-write"),
 ])
 def test_hidden_writes(policy, sql, rule):
     d = judged(policy, sql)
@@ -282,6 +284,7 @@ PREDICATE_LOOKALIKES = [
     # found by the differential run: a condition on the other scan of the same table bounds it
     "MERGE INTO t USING t AS s ON t.id = s.id AND s.id > 0 WHEN MATCHED THEN DELETE",
     "DELETE FROM t USING t AS t2 WHERE t.id = t2.id AND t2.id > 0",
+    "UPDATE t SET a = 0 WHERE NOT EXISTS (SELECT 1)",
 ]
 
 

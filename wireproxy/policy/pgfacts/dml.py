@@ -45,8 +45,8 @@ def _h_update_delete(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> 
 def _h_merge(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     rv = b.get("relation") or {}
     name = _rv_name(rv)
-    truth = make_truth(rv, [b.get("sourceRelation")], ex.vars)
     join = b.get("joinCondition")
+    truth = make_truth(rv, [b.get("sourceRelation")], ex.vars, joined=join)
     join_truth = truth.truth(join) if join is not None else TRUE
     for item in b.get("mergeWhenClauses") or ():
         clause = item.get("MergeWhenClause") or {}

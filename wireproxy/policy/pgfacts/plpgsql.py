@@ -41,30 +41,39 @@ class PlpgsqlWalk:
     _DYNAMIC = {"PLpgSQL_stmt_dynexecute": "query", "PLpgSQL_stmt_dynfors": "query",
                 "PLpgSQL_stmt_open": "dynquery", "PLpgSQL_stmt_return_query": "dynquery"}
 
+    # Statements whose query's rows go somewhere (returned, looped over, handed out as a
+    # cursor); any other query's rows are discarded (PERFORM, EXECUTE) or one lands in INTO.
+    _ROW_SOURCES = frozenset({"PLpgSQL_stmt_return_query", "PLpgSQL_stmt_fors", "PLpgSQL_stmt_dynfors",
+                              "PLpgSQL_stmt_open", "PLpgSQL_stmt_forc"})
+
     def _plpgsql_walk(self, root, acc: _Acc, via: str, variables: frozenset[str]) -> None:
-        stack = [root]
+        stack: list = [(root, False)]
         while stack:
-            value = stack.pop()
+            value, rows = stack.pop()
             if type(value) is list:
-                stack.extend(reversed(value))
+                stack.extend((v, rows) for v in reversed(value))
                 continue
             if type(value) is not dict:
                 continue
             for key, body in value.items():
                 if key == "PLpgSQL_expr" and type(body) is dict:
-                    self._pl_expr(body, acc, via, variables, dynamic=False)
+                    self._pl_expr(body, acc, via, variables, dynamic=False, rows=rows)
                     continue
+                inner_rows = rows or key in self._ROW_SOURCES
                 field = self._DYNAMIC.get(key)
                 if field is not None and type(body) is dict:
                     dyn = body.get(field)
                     if type(dyn) is dict and "PLpgSQL_expr" in dyn:
-                        self._pl_expr(dyn["PLpgSQL_expr"], acc, via, variables, dynamic=True)
-                    stack.extend(v for k, v in body.items() if k != field and type(v) in (dict, list))
+                        self._pl_expr(dyn["PLpgSQL_expr"], acc, via, variables, dynamic=True, rows=inner_rows)
+                    stack.extend((v, inner_rows) for k, v in body.items() if k != field and type(v) in (dict, list))
                     continue
                 if type(body) in (dict, list):
-                    stack.append(body)
+                    stack.append((body, inner_rows))
 
-    def _pl_expr(self, expr: dict, acc: _Acc, via: str, variables: frozenset[str], *, dynamic: bool) -> None:
+    def _pl_expr(self, expr: dict, acc: _Acc, via: str, variables: frozenset[str], *, dynamic: bool,
+                 rows: bool = False) -> None:
+        """One embedded query or expression; `rows`: its rows leave the block (RETURN QUERY, a
+        loop, a cursor), so what it reads in full counts as read."""
         query = expr.get("query") or ""
         mode = expr.get("parseMode", 0)
         if dynamic:
@@ -76,14 +85,14 @@ class PlpgsqlWalk:
                 if len(target) == 1:
                     text = _const_string(target[0].get("ResTarget", {}).get("val"))
             if text is not None:
-                self.nested_text(text, acc, f"{via} EXECUTE", frozenset(), expose=not via.startswith("DO"))
+                self.nested_text(text, acc, f"{via} EXECUTE", frozenset(), expose=rows)
             else:
                 acc.flags.add("dynamic_sql")
                 for item in stmts:
                     probe.walk(item["stmt"], acc, frozenset())
             return
-        if mode == 0:   # a statement: in a DO block its rows go nowhere (PERFORM, INTO one row)
-            self.nested_text(query, acc, via, variables, expose=not via.startswith("DO"))
+        if mode == 0:   # a statement: its rows go nowhere unless `rows` (PERFORM, INTO one row)
+            self.nested_text(query, acc, via, variables, expose=rows)
         elif mode == 2:
             self.nested_text("SELECT " + query, acc, via, variables)
         else:  # assignment: "target := expr" or "target = expr"

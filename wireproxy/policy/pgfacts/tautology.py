@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from wireproxy.policy.facttypes import WHERE_CHECKS
 from wireproxy.policy.pgfacts.nodes import _kind_reads, _reads, _strings, _unwrap
-from wireproxy.policy.truth import TRUE
+from wireproxy.policy.truth import FALSE, TRUE
 
 EXTENDED_CHECKS = tuple(WHERE_CHECKS)
 
@@ -170,3 +170,40 @@ def _correlated_on_same_columns(truth, where, inner: set[str]) -> bool:
                 and ".".join(outer[:-1]) not in inner and truth._is_target(outer):
             return True
     return False
+
+
+def joins_itself(truth, cond) -> bool:
+    """Does `cond` hold a `t.c = t2.c` between the target and another scan of it?"""
+    stack = [cond]
+    while stack:
+        v = stack.pop()
+        if type(v) is list:
+            stack.extend(v)
+        elif type(v) is dict:
+            expr = v.get("A_Expr") if len(v) == 1 else None
+            if type(expr) is dict and expr.get("kind") == "AEXPR_OP" and (_strings(expr.get("name")) or [""])[-1] == "=":
+                a, b = _column_names(expr.get("lexpr")), _column_names(expr.get("rexpr"))
+                if a and b and a[-1] == b[-1] and any(len(n) == 2 and n[0] in truth.self_aliases for n in (a, b)):
+                    return True
+            stack.extend(x for x in v.values() if type(x) in (dict, list))
+    return False
+
+
+def constant_sublink(node) -> int | None:
+    """EXISTS (SELECT <constants>) is true, NOT EXISTS false: a subquery with no FROM, WHERE,
+    HAVING or LIMIT returns exactly one row."""
+    if type(node) is not dict or len(node) != 1:
+        return None
+    key, body = _unwrap(node)
+    if key == "BoolExpr" and body.get("boolop") == "NOT_EXPR" and body.get("args"):
+        inner = constant_sublink(body["args"][0])
+        return None if inner is None else (FALSE if inner == TRUE else TRUE if inner == FALSE else None)
+    if key != "SubLink" or body.get("subLinkType") != "EXISTS_SUBLINK":
+        return None
+    sub = (body.get("subselect") or {}).get("SelectStmt")
+    if type(sub) is not dict or sub.get("op") not in (None, "SETOP_NONE"):
+        return None
+    if any(sub.get(k) is not None for k in ("fromClause", "whereClause", "havingClause", "limitCount",
+                                            "valuesLists", "groupClause", "limitOffset")):
+        return None
+    return TRUE

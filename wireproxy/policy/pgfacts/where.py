@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from wireproxy.policy.pgfacts.consteval import _ConstEval, _const_string
 from wireproxy.policy.pgfacts.nodes import _NotConst, _reads, _strings, _unwrap
-from wireproxy.policy.pgfacts.tautology import range_truth, self_join_truth, sublink_truth
+from wireproxy.policy.pgfacts.tautology import (
+    constant_sublink, joins_itself, range_truth, self_join_truth, sublink_truth)
 from wireproxy.policy.truth import CONST, FALSE, NULL, ROW, TRUE, every_row, of_value, t_and, t_is, t_not, t_or
 
 
@@ -76,6 +77,9 @@ class _Truth:
         return self.canon(a, False) == self.canon(b, False) and self.canon(a) == self.canon(b)
 
     def const_truth(self, node) -> int:
+        found = constant_sublink(node)
+        if found is not None:
+            return found
         try:
             v = _ConstEval.truthy(node)
         except (_NotConst, ValueError, TypeError, ArithmeticError, IndexError, KeyError):
@@ -267,20 +271,25 @@ def _self_aliases(items, target: tuple[str | None, str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def make_truth(rv: dict, items, variables: frozenset[str], *, extended: bool = True) -> _Truth:
+def make_truth(rv: dict, items, variables: frozenset[str], *, extended: bool = True, joined=None) -> _Truth:
     """The truth of conditions over the rows of `rv` (the target of UPDATE/DELETE/MERGE, or a
-    table a SELECT reads), with `items` the other FROM/USING items in scope."""
+    table a SELECT reads), with `items` the other FROM/USING items in scope. Another scan of
+    the same table counts as the target's own row only when `joined` (a condition) joins it
+    to the target column to same column: `ON s.id = 1` alone matches every row with one."""
     target = (rv.get("schemaname"), rv.get("relname", ""))
-    return _Truth(_quals(rv), _exposed(items), variables, target=target,
-                  self_aliases=_self_aliases(items, target), extended=extended)
+    aliases = _self_aliases(items, target)
+    truth = _Truth(_quals(rv), _exposed(items), variables, target=target, self_aliases=aliases, extended=extended)
+    if aliases and not (joined is not None and joins_itself(truth, joined)):
+        truth.self_aliases = frozenset()
+    return truth
 
 
 def condition_truth(rv: dict, items, variables: frozenset[str], cond) -> tuple[int, frozenset[str]]:
     """The outcome of `cond`, and which extended checks (tautology.py) it needed to be every-row:
     empty when the literal checks alone find it, so a rule can leave the others out."""
-    truth = make_truth(rv, items, variables)
+    truth = make_truth(rv, items, variables, joined=cond)
     outcome = truth.truth(cond)
     if not truth.used or not every_row(outcome):
         return outcome, frozenset()
-    basic = make_truth(rv, items, variables, extended=False).truth(cond)
+    basic = make_truth(rv, items, variables, extended=False, joined=cond).truth(cond)
     return outcome, frozenset() if every_row(basic) else frozenset(truth.used)
