@@ -101,8 +101,8 @@ def parse_rules(text: str, path: str | Path = "<rules>") -> RuleSet:
     return _build([TomlFile.parse(text, path)])
 
 
-def _build(files: list[TomlFile]) -> RuleSet:
-    # Custom detectors first: any file's rules may name any file's detectors.
+def _detectors(files: list[TomlFile]) -> tuple[list[CustomDetector], dict[str, str]]:
+    """Every file's [[detector]] tables, validated, and where each name was defined."""
     detectors: list[CustomDetector] = []
     detector_sources: dict[str, str] = {}
     for f in files:
@@ -125,6 +125,12 @@ def _build(files: list[TomlFile]) -> RuleSet:
             _compile(c, "pattern", pattern)
             detector_sources[name] = _where(f, ("detector", i, "name"))
             detectors.append(CustomDetector(name, pattern))
+    return detectors, detector_sources
+
+
+def _build(files: list[TomlFile]) -> RuleSet:
+    # Custom detectors first: any file's rules may name any file's detectors.
+    detectors, detector_sources = _detectors(files)
     known_detectors = frozenset(DETECTOR_NAMES) | frozenset(detector_sources)
     sensitive = sensitive_tables(files)
 
