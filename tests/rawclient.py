@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 from protocols.postgres import Framer, StartupMessage, decode_backend
+from protocols.postgres.startup import PROTOCOL_3_0
 
 
 class RawClient:
@@ -14,8 +15,8 @@ class RawClient:
         self.messages: list = []
         self.user, self.database = user, database
 
-    def startup(self) -> list:
-        self.send(StartupMessage({"user": self.user, "database": self.database}).encode())
+    def startup(self, version: int = PROTOCOL_3_0) -> list:
+        self.send(StartupMessage({"user": self.user, "database": self.database}, version).encode())
         return self.read_until("ReadyForQuery", "ErrorResponse")
 
     def send(self, data: bytes) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import decimal
+import re
 import subprocess
 
 import asyncpg
@@ -163,11 +164,17 @@ select name from s where name like 'copied%' order by 1;
 """
 
 
+def _same_temp_schema(text: str) -> str:
+    # A temp table's schema is pg_temp_<backend slot>: PostgreSQL 18 may hand the second session
+    # another slot while the first one's backend is still exiting. Not the proxy's doing.
+    return re.sub(r"pg_temp_\d+", "pg_temp_N", text)
+
+
 def test_psql_parity(pg, proxy):
     direct = run_psql(pg.dsn(), PSQL_SCRIPT)
     through = run_psql(pg.dsn(port=proxy.port), PSQL_SCRIPT)
     assert through.returncode == direct.returncode
-    assert through.stdout == direct.stdout
+    assert _same_temp_schema(through.stdout) == _same_temp_schema(direct.stdout)
     assert through.stderr == direct.stderr
     assert "copied-2" in through.stdout and "division by zero" in through.stderr
 

@@ -7,7 +7,7 @@ import sys
 
 from ..config import ConfigError
 from ..sessionlog import SessionLogError
-from . import check, serve, sessions
+from . import check, demo, serve, sessions
 from .errors import UsageError
 
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve.add_parsers(commands)
+    demo.add_parser(commands)
     check.add_parser(commands)
     sessions.add_parsers(commands)
     return parser

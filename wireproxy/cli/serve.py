@@ -1,9 +1,8 @@
-"""`wireproxy serve` (and, until the demo issue lands, `wireproxy demo`): run the proxy."""
+"""`wireproxy serve`: run the proxy."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..config import Config, load_config, parse_address
@@ -14,10 +13,6 @@ def add_parsers(commands) -> None:
     serve = commands.add_parser("serve", help="run the proxy")
     add_serve_flags(serve)
     serve.set_defaults(run=run_serve)
-
-    demo = commands.add_parser("demo", help="the whole product on an embedded default")
-    add_serve_flags(demo)
-    demo.set_defaults(run=run_demo)
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -78,9 +73,3 @@ def run_serve(args) -> int:
         raise UsageError(str(listen_errors)) from None
     return 0
 
-
-def run_demo(args) -> int:
-    # Until the demo issue lands: `serve` on the built-in defaults (see README).
-    print("wireproxy demo: serving on the built-in defaults "
-          "(Postgres 127.0.0.1:6432 -> 127.0.0.1:5432); Ctrl-C to stop", file=sys.stderr)
-    return run_serve(args)
