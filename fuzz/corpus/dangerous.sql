@@ -21,29 +21,29 @@ WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d
 SELECT * FROM users
 SELECT u.* FROM users u LEFT JOIN orders o ON o.id = u.id
 SELECT json_agg(u) FROM users u
-SELECT string_agg(secret, ',') FROM customers
-SELECT jsonb_object_agg(id, email) FROM payments
+SELECT string_agg(secret, ',') FROM user_tokens
+SELECT jsonb_object_agg(id, email) FROM card_secrets
 SELECT xmlagg(xmlelement(name s, secret)) FROM api_keys
 SELECT table_to_xml('users', true, false, '')
-SELECT query_to_xml('SELECT * FROM customers', true, false, '')
+SELECT query_to_xml('SELECT * FROM user_tokens', true, false, '')
 SELECT ARRAY(SELECT email FROM users)
 SELECT * FROM users WHERE 1 = 1
 SELECT * FROM users WHERE id IN (SELECT id FROM users)
 SELECT * FROM users LIMIT ALL
 SELECT * FROM users LIMIT (SELECT count(*) FROM users)
-WITH a AS (SELECT * FROM payments) SELECT * FROM a
+WITH a AS (SELECT * FROM card_secrets) SELECT * FROM a
 SELECT * FROM (SELECT * FROM api_keys) k
 SELECT * FROM users UNION SELECT * FROM users
 DO $$BEGIN RAISE NOTICE '%', (SELECT string_agg(secret, ',') FROM users); END$$
 SELECT * FROM dump_users()
 CREATE TABLE loot AS SELECT * FROM users
-SELECT * INTO TEMP loot FROM customers
-CREATE MATERIALIZED VIEW loot AS SELECT * FROM payments
+SELECT * INTO TEMP loot FROM user_tokens
+CREATE MATERIALIZED VIEW loot AS SELECT * FROM card_secrets
 CREATE VIEW loot AS SELECT secret FROM api_keys
 INSERT INTO sink SELECT secret FROM users
 EXPLAIN ANALYZE CREATE TABLE loot AS SELECT * FROM users
 PREPARE q AS SELECT * FROM users; CREATE TABLE loot AS EXECUTE q
-CREATE TEMP TABLE loot AS TABLE customers
+CREATE TEMP TABLE loot AS TABLE user_tokens
 SELECT rolpassword FROM pg_authid
 SELECT passwd FROM pg_shadow
 GRANT pg_read_all_data TO bob
@@ -80,6 +80,9 @@ SELECT set_config('role', 'bob', true)
 SELECT pg_read_file('postgresql.conf')
 CREATE FUNCTION sd() RETURNS int SECURITY DEFINER LANGUAGE sql AS 'SELECT 1'
 -- found by the differential run (regressions)
-WITH w AS (WITH c AS (SELECT json_agg(x) FROM payments x) SELECT * FROM c FETCH FIRST 3 ROWS ONLY) SELECT * FROM w
+WITH w AS (WITH c AS (SELECT json_agg(x) FROM card_secrets x) SELECT * FROM c FETCH FIRST 3 ROWS ONLY) SELECT * FROM w
 SELECT json_agg(u) FROM users u LIMIT 1
-MERGE INTO payments USING payments AS s ON s.id = 1 WHEN MATCHED THEN DELETE
+MERGE INTO card_secrets USING card_secrets AS s ON s.id = 1 WHEN MATCHED THEN DELETE
+DELETE FROM orders WHERE id IS NOT NULL
+UPDATE events SET total = 0 WHERE expired IN (true, false)
+DELETE FROM log WHERE id > -2147483649

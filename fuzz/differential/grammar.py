@@ -39,7 +39,7 @@ def predicate(draw, alias: str = "") -> str:
         f"({q}id = {q}id) = true", f"{q}id > -9223372036854775809", f"coalesce({q}name, '') >= ''",
         f"(NULL AND {q}id = 1) IS NOT TRUE", f"{q}id <> {q}id OR true", f"NOT ({q}id <> {q}id)",
         "(SELECT true)", "EXISTS (SELECT 1)", f"{q}created_at > '-infinity' OR {q}created_at IS NULL",
-        f"length(coalesce({q}name, '')) >= 0",
+        f"length(coalesce({q}name, '')) >= 0", f"{q}id IS NOT NULL", f"{q}id > -2147483649",
     ]
     choice = draw(st.sampled_from(["bounded", "bounded", "taut", "and", "or", "not"]))
     if choice == "bounded":

@@ -28,7 +28,8 @@ import psycopg
 from fuzz.differential.observe import Observer, install
 from fuzz.differential.scratch import setup_sql
 from wireproxy.config.rulefile import load_rules
-from wireproxy.policy import Action, Policy, SqlParseError, extract, routine_lookup_sql
+from wireproxy.policy import Action, Policy, SqlParseError, column_lookup_sql, extract, routine_lookup_sql
+from wireproxy.policy.columnbook import ColumnBook
 from wireproxy.policy.routinebook import RoutineBook
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +72,8 @@ class Stats:
 class Differential:
     def __init__(self, admin_dsn: str, dsn: str, rules: Path = DEFAULT):
         self.policy = Policy(load_rules([rules]))
-        self.book = RoutineBook()   # the scratch database's routines never change between statements
+        self.book = RoutineBook()   # the scratch database's routines and tables never change
+        self.columns = ColumnBook()  # between statements (each is rolled back)
         self.lookup = psycopg.connect(dsn, autocommit=True)
         self.observer = Observer(dsn)
         self.stats = Stats()
@@ -79,13 +81,17 @@ class Differential:
     def judge(self, sql: str):
         judge = self.policy.session("fuzz")
         judge.routines = self.book
+        judge.columns = self.columns
         decision = judge.query(sql)
-        for _ in range(8):
-            if not decision.routines_needed:
+        for _ in range(8):   # the relay's loop: in-band lookups, then judge again
+            if decision.columns_needed:
+                names = decision.columns_needed
+                judge.learn_columns(names, self.lookup.execute(column_lookup_sql(names)).fetchall())
+            elif decision.routines_needed:
+                names = decision.routines_needed
+                judge.learn_routines(names, self.lookup.execute(routine_lookup_sql(names)).fetchall())
+            else:
                 break
-            names = decision.routines_needed
-            rows = self.lookup.execute(routine_lookup_sql(names)).fetchall()
-            judge.learn_routines(names, rows)
             decision = judge.query(sql)
         return decision
 
@@ -137,6 +143,27 @@ def start_cluster():
     return PgCluster.start(settings={"track_functions": "'all'"})
 
 
+class _Stop:
+    """Set by SIGINT/SIGTERM: the run ends after the statement in hand, and cleans up."""
+
+    def __init__(self):
+        self.set = False
+
+    def __bool__(self) -> bool:
+        return self.set
+
+
+def _stop_on_signals() -> _Stop:
+    import signal
+    import threading
+
+    stop = _Stop()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: setattr(stop, "set", True))
+    return stop
+
+
 def run(seconds: float, *, dsn_base: str | None = None, report: Path | None = None, seed_corpus: bool = True,
         examples: int | None = None) -> Stats:
     """Run the corpus, then generated and mutated statements until `seconds` have passed; or,
@@ -157,6 +184,7 @@ def run(seconds: float, *, dsn_base: str | None = None, report: Path | None = No
         prepare_database(admin, dsn)
         diff = Differential(admin, dsn)
         deadline = time.monotonic() + seconds
+        stop = _stop_on_signals()
         corpus = load_corpus()
         if seed_corpus:
             for sql in corpus:
@@ -166,12 +194,12 @@ def run(seconds: float, *, dsn_base: str | None = None, report: Path | None = No
                   suppress_health_check=list(HealthCheck), derandomize=examples is not None)
         @given(st.one_of(statements, mutations(corpus)))
         def batch(sql):
-            if examples is not None or time.monotonic() < deadline:
+            if not stop and (examples is not None or time.monotonic() < deadline):
                 diff.check(sql)
 
         if examples is not None:
             batch()
-        while examples is None and time.monotonic() < deadline:
+        while examples is None and not stop and time.monotonic() < deadline:
             batch()
         diff.close()
         if report is not None:

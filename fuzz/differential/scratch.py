@@ -10,7 +10,7 @@ markers has handed the table over in full. Roles: `bob` (plain, SELECT on accoun
 
 from __future__ import annotations
 
-SENSITIVE = ("users", "customers", "payments", "api_keys")
+SENSITIVE = ("users", "user_tokens", "card_secrets", "api_keys")
 ROW_SEPARATOR = " \u241f "   # between rows in the observer's table contents
 PLAIN = ("orders", "events", "t", "log")
 ROWS = range(-40, 41)
@@ -27,7 +27,7 @@ FROM generate_series({lo}, {hi}) i;
 """
 
 _PLAIN_DDL = """
-CREATE TABLE {name} (id int PRIMARY KEY, name text, parent int, total int, expired bool,
+CREATE TABLE {name} (id int PRIMARY KEY, name text, parent int, total int, expired bool NOT NULL,
                      created_at timestamptz);
 INSERT INTO {name}
 SELECT i, CASE WHEN i = 3 THEN NULL ELSE 'p' || i END, NULLIF(i % 7, 0), i * 3, i % 4 = 0,

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from wireproxy.config.rulefile import load_rules
-from wireproxy.policy import Action, Policy, routine_lookup_sql
+from wireproxy.policy import Action, Policy, column_lookup_sql, routine_lookup_sql
 
 DEFAULT = Path(__file__).resolve().parents[2] / "rules" / "default.toml"
 
@@ -105,3 +105,26 @@ def test_lookup_sql_works_without_standard_conforming_strings(db):
         db.execute("RESET standard_conforming_strings")
     found = {r[0]: r for r in rows}
     assert found["we'ird"][2] == "we'ird" and found["purge"][4] == "sql" and found["x\\y"][2] is None
+
+
+def judge_with_columns(conn, judge, sql: str):
+    decision = judge.query(sql)
+    if decision.columns_needed:
+        names = decision.columns_needed
+        judge.learn_columns(names, conn.execute(column_lookup_sql(names)).fetchall())
+        decision = judge.query(sql)
+    return decision
+
+
+@pytest.mark.parametrize("sql,blocked", [
+    ("DELETE FROM orders WHERE id IS NOT NULL", True),         # the primary key is NOT NULL
+    ("DELETE FROM orders WHERE total IS NOT NULL", False),     # nullable
+    ("UPDATE orders SET total = 0 WHERE id > -2147483649", True),
+    ("DELETE FROM public.orders WHERE id IS NOT NULL", True),
+    ('DELETE FROM "Odd Name" WHERE k IS NOT NULL', True),
+    ("DELETE FROM nowhere WHERE id IS NOT NULL", False),
+])
+def test_column_facts_from_the_catalog(db, judge, sql, blocked):
+    db.execute('CREATE TABLE IF NOT EXISTS "Odd Name" (k int NOT NULL)')
+    d = judge_with_columns(db, judge, sql)
+    assert (d.action == Action.BLOCK) is blocked, (sql, d.rule_id)

@@ -10,6 +10,7 @@ from wireproxy.policy.decision import (
 from wireproxy.policy.engine import Policy, SessionJudge
 from wireproxy.policy.facts import FLAGS, KINDS, QueryFacts, SqlParseError, StatementFacts, extract
 from wireproxy.policy.fingerprint import fingerprint
+from wireproxy.policy.columnbook import column_lookup_sql
 from wireproxy.policy.routines import ROUTINE_LOOKUP_SQL, routine_lookup_sql
 from wireproxy.policy.rules import Rule, RuleSet
 
@@ -17,5 +18,5 @@ __all__ = [
     "Action", "Decision", "Limits", "Policy", "SessionJudge", "QueryFacts", "StatementFacts",
     "SqlParseError", "extract", "KINDS", "FLAGS", "PARSE_ERROR", "INTERNAL_ERROR",
     "UNKNOWN_PREPARED", "UNKNOWN_FUNCTION", "Rule", "RuleSet", "fingerprint", "ROUTINE_LOOKUP_SQL",
-    "routine_lookup_sql",
+    "routine_lookup_sql", "column_lookup_sql",
 ]

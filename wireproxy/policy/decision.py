@@ -63,6 +63,9 @@ class Decision:
     # holds the statement, runs routine_lookup_sql(routines_needed) in band, hands the rows to
     # SessionJudge.learn_routines and judges again. Empty in the common case.
     routines_needed: tuple[str, ...] = ()
+    # Tables whose column types and NOT NULL constraints would decide a WHERE (columnbook.py):
+    # looked up the same way, with column_lookup_sql and SessionJudge.learn_columns.
+    columns_needed: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -92,6 +95,8 @@ class Decision:
             out["approval_timeout"] = self.approval_timeout
         if self.routines_needed:
             out["routines_needed"] = list(self.routines_needed)
+        if self.columns_needed:
+            out["columns_needed"] = list(self.columns_needed)
         if self.facts is not None:
             out["statements"] = [s.to_dict() for s in self.facts]
         return out

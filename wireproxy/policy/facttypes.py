@@ -64,6 +64,9 @@ WHERE_CHECKS: dict[str, str] = {
                      "with itself",
     "value_range": "a comparison every value of the column's type satisfies: name >= '', "
                    "x > '-infinity', beyond the 64-bit integers, length(x) >= 0",
+    "catalog": "decided with the column's type and constraints from the catalog (looked up in "
+               "band): id IS NOT NULL on a NOT NULL column, flag IN (true, false) on a NOT NULL "
+               "boolean, n > -2147483649 on a smallint or integer column",
 }
 
 
@@ -98,6 +101,7 @@ class StatementFacts:
     copies: frozenset[str] = _NO       # tables copied in full into a relation (CTAS, views...)
     granted: frozenset[str] = _NO      # roles whose membership is granted (GRANT r TO, IN ROLE)
     where_checks: frozenset[str] = _NO  # extended checks a tautological WHERE needed
+    where_catalog: tuple = ()          # catalog atoms that would make the WHERE every-row
 
     @property
     def unbounded(self) -> bool:
@@ -131,6 +135,7 @@ class QueryFacts:
     dialect: str = "postgres"
     kind_free: bool = False                  # (cache) no constant's value or kind was looked at
     routines: tuple[str, ...] = ()           # functions called that PostgreSQL does not ship
+    catalog_tables: tuple[str, ...] = ()     # tables whose columns would decide a WHERE
 
     def to_list(self) -> list[dict]:
         return [s.to_dict() for s in self.statements]

@@ -1,5 +1,5 @@
 """Issue 11: statements judged by what they do, per class, each with benign look-alikes that
-must pass (the default pack; `users`, `customers`, `payments`, `api_keys`... are sensitive)."""
+must pass (the default pack; `users`, `user_tokens`, `card_secrets`, `api_keys`... are sensitive)."""
 
 from pathlib import Path
 
@@ -36,12 +36,12 @@ def passes(policy, sql) -> None:
 COPIES = [
     "CREATE TABLE x AS SELECT * FROM users",
     "SELECT * INTO x FROM users",
-    "SELECT * INTO TEMP x FROM customers",
+    "SELECT * INTO TEMP x FROM user_tokens",
     "CREATE MATERIALIZED VIEW mv AS SELECT * FROM users",
     "CREATE VIEW v AS SELECT id, email FROM users",
-    "CREATE OR REPLACE VIEW v AS SELECT * FROM payments WHERE true",
-    "INSERT INTO exfil SELECT * FROM customers",
-    "CREATE TEMP TABLE x AS SELECT * FROM payments",
+    "CREATE OR REPLACE VIEW v AS SELECT * FROM card_secrets WHERE true",
+    "INSERT INTO exfil SELECT * FROM user_tokens",
+    "CREATE TEMP TABLE x AS SELECT * FROM card_secrets",
     "EXPLAIN ANALYZE CREATE TABLE x AS SELECT * FROM users",
     "WITH s AS (SELECT * FROM users) INSERT INTO x SELECT * FROM s",
     "CREATE TABLE x AS SELECT u.* FROM (SELECT * FROM public.users) u",
@@ -74,9 +74,9 @@ def test_copy_through_a_prepared_statement(policy):
     assert judge.query("PREPARE p AS SELECT * FROM users WHERE id = $1").action == Action.ALLOW
     assert judge.query("CREATE TABLE x AS EXECUTE p(1)").action == Action.ALLOW
     judge.query("PREPARE q AS SELECT * FROM users")     # held itself (a whole read)...
-    d = judge.query("PREPARE q2 AS SELECT * FROM customers; CREATE TABLE y AS EXECUTE q2")
+    d = judge.query("PREPARE q2 AS SELECT * FROM user_tokens; CREATE TABLE y AS EXECUTE q2")
     assert d.action == Action.APPROVE and d.rule_id in ("approve-sensitive-copy", "approve-whole-table-read")
-    assert any(s.via == "CREATE TABLE AS EXECUTE" and s.copies == {"customers"} for s in d.facts)
+    assert any(s.via == "CREATE TABLE AS EXECUTE" and s.copies == {"user_tokens"} for s in d.facts)
 
 
 # --- whole-table reads -----------------------------------------------------------------------
@@ -101,7 +101,7 @@ WHOLE_READS = [
     "DO $$BEGIN RAISE NOTICE '%', (SELECT json_agg(u) FROM users u); END$$",
     "SELECT jsonb_agg(to_jsonb(a)) FROM api_keys a", "SELECT * FROM user_tokens",
     "COPY (SELECT * FROM users) TO STDOUT", "SELECT json_agg(u) FROM users u LIMIT 1",
-    "WITH c AS (SELECT json_agg(x) FROM payments x) SELECT * FROM c FETCH FIRST 3 ROWS ONLY",
+    "WITH c AS (SELECT json_agg(x) FROM card_secrets x) SELECT * FROM c FETCH FIRST 3 ROWS ONLY",
     "SELECT * FROM users /* WHERE id = 1 */", "SELECT * FROM users WHERE id = id",
     "SELECT * FROM users WHERE name >= ''",
 ]
@@ -326,8 +326,8 @@ def test_a_rule_can_leave_the_extended_checks_out():
     'SELECT "users".* FROM "users" WHERE "users"."id" = $1 LIMIT $2',
     "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(users)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3",
     "SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'hstore'",
-    "SELECT sum(amount), date_trunc('month', created_at) FROM payments GROUP BY 2",
-    "SELECT customer_id, count(*) AS n FROM payments GROUP BY customer_id HAVING count(*) > 3",
+    "SELECT sum(amount), date_trunc('month', created_at) FROM card_secrets GROUP BY 2",
+    "SELECT customer_id, count(*) AS n FROM card_secrets GROUP BY customer_id HAVING count(*) > 3",
     "CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.updated_at = now(); RETURN NEW; END$$",
 ])
 def test_tools_traffic_passes(policy, sql):

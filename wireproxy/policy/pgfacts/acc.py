@@ -42,7 +42,7 @@ class _Acc:
 
     __slots__ = ("kind", "via", "tables", "targets", "functions", "roles", "flags",
                  "has_where", "taut", "has_limit", "name", "inner", "_frozen",
-                 "reads_all", "copies", "granted", "where_checks")
+                 "reads_all", "copies", "granted", "where_checks", "where_catalog")
 
     def __init__(self, kind: str, via: str):
         self.kind = kind
@@ -62,6 +62,7 @@ class _Acc:
         self.copies: set[str] = set()
         self.granted: set[str] = set()
         self.where_checks: set[str] = set()
+        self.where_catalog: tuple = ()
 
     def freeze(self) -> StatementFacts:
         if self._frozen is None:
@@ -72,7 +73,8 @@ class _Acc:
                 tautological_where=self.taut, has_limit=self.has_limit, via=self.via,
                 name=self.name, inner=tuple(a.freeze() for a in self.inner),
                 reads_all=frozenset(self.reads_all), copies=frozenset(self.copies),
-                granted=frozenset(self.granted), where_checks=frozenset(self.where_checks))
+                granted=frozenset(self.granted), where_checks=frozenset(self.where_checks),
+                where_catalog=self.where_catalog)
         return self._frozen
 
 

@@ -36,9 +36,10 @@ def _h_update_delete(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> 
     if where is not None:
         acc.has_where = True
         items = b.get("usingClause") or b.get("fromClause") or []
-        truth, checks = condition_truth(rv, items, ex.vars, where)
+        truth, checks, atoms = condition_truth(rv, items, ex.vars, where)
         acc.taut = every_row(truth)
         acc.where_checks.update(checks)
+        acc.where_catalog = atoms
     ex.walk(b, acc, scope)
 
 

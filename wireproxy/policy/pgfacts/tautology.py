@@ -207,3 +207,59 @@ def constant_sublink(node) -> int | None:
                                             "valuesLists", "groupClause", "limitOffset")):
         return None
     return TRUE
+
+
+# --- checks the catalog decides (WHERE_CHECKS["catalog"]) --------------------------------------
+# An atom names a fact about a target column that, if the catalog confirms it, makes the
+# comparison hold for every row: ("not_null", col) for `col IS NOT NULL`, ("boolean", col) for
+# `col IN (true, false)`, ("above", col, n) / ("below", col, n) for `col > n` / `col < n` with n
+# past the int4 range, true of every smallint and integer column.
+
+_INT4_MIN, _INT4_MAX = -2147483648, 2147483647
+
+
+def catalog_atom(truth, key: str, b: dict) -> tuple | None:
+    """The catalog atom a comparison of a target column stands for, or None."""
+    if key == "NullTest":
+        column = _row_column(truth, b.get("arg"))
+        if column and b.get("nulltesttype") == "IS_NOT_NULL":
+            return ("not_null", column)
+        return None
+    if key != "A_Expr":
+        return None
+    op = (_strings(b.get("name")) or [""])[-1]
+    left, right = b.get("lexpr"), b.get("rexpr")
+    if b.get("kind") == "AEXPR_IN" and op == "=":
+        column = _row_column(truth, left)
+        items = right.get("List", {}).get("items") if type(right) is dict else right
+        if column and isinstance(items, list) and len(items) == 2:
+            values = set()
+            for item in items:
+                c = (item or {}).get("A_Const") if type(item) is dict else None
+                _kind_reads[0] += 1
+                if c is None or "boolval" not in c:
+                    return None
+                _reads[0] += 1
+                values.add(bool(c["boolval"].get("boolval", False)))
+            return ("boolean", column) if values == {True, False} else None
+        return None
+    if b.get("kind") != "AEXPR_OP" or op not in _FLIP:
+        return None
+    for col, const, o in ((left, right, op), (right, left, _FLIP[op])):
+        column = _row_column(truth, col)
+        value = const.get("A_Const") if type(const) is dict else None
+        if column is None or value is None:
+            continue
+        _kind_reads[0] += 1
+        if "fval" not in value:   # int4 constants (ival) never pass the int4 range
+            return None
+        _reads[0] += 1
+        try:
+            number = float(value["fval"].get("fval", "0"))
+        except ValueError:
+            return None
+        if o in (">", ">=") and number < _INT4_MIN:
+            return ("above", column)
+        if o in ("<", "<=") and number > _INT4_MAX:
+            return ("below", column)
+    return None

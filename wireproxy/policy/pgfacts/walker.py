@@ -40,7 +40,8 @@ def extract_pg(sql: str, raw: str | None = None) -> tuple[QueryFacts, bool]:
     statements = tuple(a.freeze() for a in out)
     routines = tuple(sorted({f for s in statements for f in s.functions if not is_builtin_function(f)}))
     stateful = any(s.kind in ("prepare", "execute") or "deallocate" in s.flags for s in statements)
-    return QueryFacts(statements, stateful, "postgres", kind_free, routines), shareable
+    catalog = tuple(sorted({t for s in statements if s.where_catalog for t in s.targets}))
+    return QueryFacts(statements, stateful, "postgres", kind_free, routines, catalog), shareable
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from wireproxy.policy.pgfacts.consteval import _ConstEval, _const_string
 from wireproxy.policy.pgfacts.nodes import _NotConst, _reads, _strings, _unwrap
 from wireproxy.policy.pgfacts.tautology import (
-    constant_sublink, joins_itself, range_truth, self_join_truth, sublink_truth)
+    catalog_atom, constant_sublink, joins_itself, range_truth, self_join_truth, sublink_truth)
 from wireproxy.policy.truth import CONST, FALSE, NULL, ROW, TRUE, every_row, of_value, t_and, t_is, t_not, t_or
 
 
@@ -22,6 +22,8 @@ class _Truth:
         self.self_aliases = self_aliases    # other scans of that same table (USING t AS t2)
         self.extended = extended            # the checks of tautology.py (EXTENDED_CHECKS)
         self.used: set[str] = set()         # ... and which of them made a condition every-row
+        self.atoms: set[tuple] = set()      # catalog atoms met (tautology.catalog_atom)
+        self.assume_atoms = False           # second pass: take every catalog atom as confirmed
 
     def _column_is_row(self, fields: list) -> bool:
         names = [f["String"].get("sval", "") if "String" in f else "*" for f in fields]
@@ -92,6 +94,12 @@ class _Truth:
         if not self.depends_on_row(node):
             return self.const_truth(node)
         key, b = _unwrap(node)
+        if self.extended and key in ("A_Expr", "NullTest"):
+            atom = catalog_atom(self, key, b)
+            if atom is not None:
+                self.atoms.add(atom)
+                if self.assume_atoms:
+                    return TRUE
         if key == "BoolExpr":
             op = b.get("boolop")
             args = b.get("args") or []
@@ -284,12 +292,22 @@ def make_truth(rv: dict, items, variables: frozenset[str], *, extended: bool = T
     return truth
 
 
-def condition_truth(rv: dict, items, variables: frozenset[str], cond) -> tuple[int, frozenset[str]]:
-    """The outcome of `cond`, and which extended checks (tautology.py) it needed to be every-row:
-    empty when the literal checks alone find it, so a rule can leave the others out."""
+def condition_truth(rv: dict, items, variables: frozenset[str], cond) -> tuple[int, frozenset[str], tuple]:
+    """The outcome of `cond`; which extended checks (tautology.py) it needed to be every-row
+    (empty when the literal checks alone find it, so a rule can leave the others out); and,
+    when it is not every-row, the catalog atoms that would make it so if the catalog confirms
+    them all (empty when none would)."""
     truth = make_truth(rv, items, variables, joined=cond)
     outcome = truth.truth(cond)
-    if not truth.used or not every_row(outcome):
-        return outcome, frozenset()
+    if not every_row(outcome):
+        if not truth.atoms:
+            return outcome, frozenset(), ()
+        assuming = make_truth(rv, items, variables, joined=cond)
+        assuming.assume_atoms = True
+        if not every_row(assuming.truth(cond)):
+            return outcome, frozenset(), ()
+        return outcome, frozenset(assuming.used), tuple(sorted(assuming.atoms))
+    if not truth.used:
+        return outcome, frozenset(), ()
     basic = make_truth(rv, items, variables, extended=False, joined=cond).truth(cond)
-    return outcome, frozenset() if every_row(basic) else frozenset(truth.used)
+    return outcome, frozenset() if every_row(basic) else frozenset(truth.used), ()
