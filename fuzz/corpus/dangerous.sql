@@ -86,3 +86,5 @@ MERGE INTO card_secrets USING card_secrets AS s ON s.id = 1 WHEN MATCHED THEN DE
 DELETE FROM orders WHERE id IS NOT NULL
 UPDATE events SET total = 0 WHERE expired IN (true, false)
 DELETE FROM log WHERE id > -2147483649
+WITH c AS (SELECT * FROM user_tokens x WHERE coalesce(name, '') >= '') SELECT * FROM c LIMIT NULL
+WITH w AS (SELECT array_agg(x.secret) FROM api_keys x WHERE id > -2147483649) SELECT * FROM w

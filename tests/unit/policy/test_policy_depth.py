@@ -104,6 +104,9 @@ WHOLE_READS = [
     "WITH c AS (SELECT json_agg(x) FROM card_secrets x) SELECT * FROM c FETCH FIRST 3 ROWS ONLY",
     "SELECT * FROM users /* WHERE id = 1 */", "SELECT * FROM users WHERE id = id",
     "SELECT * FROM users WHERE name >= ''",
+    # found by the differential run
+    "WITH c AS (SELECT * FROM user_tokens x WHERE coalesce(name, '') >= '') SELECT * FROM c LIMIT NULL",
+    "WITH w AS (SELECT array_agg(x.secret) FROM api_keys x WHERE id > -2147483649) SELECT * FROM w",
 ]
 READ_LOOKALIKES = [
     "SELECT * FROM users WHERE id = $1", "SELECT * FROM users LIMIT 50",
@@ -271,6 +274,7 @@ TAUTOLOGIES = [
     ("DELETE FROM t WHERE created_at > '-infinity'", "value_range"),
     ("DELETE FROM t WHERE length(name) >= 0", "value_range"),
     ("UPDATE t SET a = 1 WHERE abs(b) >= 0", "value_range"),
+    ("DELETE FROM t WHERE coalesce(name, '') >= ''", "value_range"),
     ("DELETE FROM t WHERE (NULL AND id = 1) IS NOT TRUE", ""),
 ]
 PREDICATE_LOOKALIKES = [

@@ -57,7 +57,7 @@ def range_truth(truth, op: str, left, right) -> int | None:
             continue
         value = const["A_Const"]
         _kind_reads[0] += 1   # which kind of constant: a normalized text ($n) does not keep it
-        if _row_column(truth, col) is None and not _non_negative_call(truth, col):
+        if not truth.depends_on_row(col):   # any expression of the row: coalesce(name, '') >= ''
             continue
         if _non_negative_call(truth, col):
             if o == ">=" and "ival" in value:

@@ -24,6 +24,7 @@ class _Truth:
         self.used: set[str] = set()         # ... and which of them made a condition every-row
         self.atoms: set[tuple] = set()      # catalog atoms met (tautology.catalog_atom)
         self.assume_atoms = False           # second pass: take every catalog atom as confirmed
+        self.assume_ranges = False          # reads: a bound past the int4 range bounds nothing
 
     def _column_is_row(self, fields: list) -> bool:
         names = [f["String"].get("sval", "") if "String" in f else "*" for f in fields]
@@ -98,7 +99,7 @@ class _Truth:
             atom = catalog_atom(self, key, b)
             if atom is not None:
                 self.atoms.add(atom)
-                if self.assume_atoms:
+                if self.assume_atoms or (self.assume_ranges and atom[0] in ("above", "below")):
                     return TRUE
         if key == "BoolExpr":
             op = b.get("boolop")
