@@ -2,6 +2,7 @@
 
     mode = "enforce"            # or "audit": this file's block/approve rules only log (dry run)
     on_parse_error = "block"    # or "allow": SQL the parser rejects goes on, logged as audit
+    sensitive_tables = ["users", "hr.*"]   # what reads_all = true / copies = true mean
 
     [[rule]]
     id = "no-drop"              # unique across every loaded file (rules and masks share ids)
@@ -24,6 +25,11 @@
     patterns = ["(?i)ignore previous instructions"]   # Python regexes
     tools = ["run_shell"]       # MCP tool names (globs)
     models = ["gpt-*"]          # LLM model names (globs, case-insensitive)
+    # what the statement does (rulekeys.py): whole reads and copies of tables (true: the
+    # top-level sensitive_tables), role memberships granted, the WHERE checks that count:
+    reads_all = true            # copies = ["users"], granted_roles = ["pg_read_all_data"]
+    where_checks = []           # with without_where: [] = literal tautologies only
+    approvers = ["group:dba"]   # approve rules only, with timeout = "5m"
     # volume limits (enforced by the relay while results flow; positive integers):
     max_rows = 10000
     max_bytes = 50_000_000
