@@ -11,6 +11,8 @@ from __future__ import annotations
 from wireproxy.policy.facttypes import FLAGS, WHERE_CHECKS
 from wireproxy.policy.pgcatalog import is_builtin_function
 
+_ATOMS = {"not_null": "is NOT NULL", "boolean": "is a NOT NULL boolean", "above": "is an integer",
+          "below": "is an integer"}
 _WRITES = frozenset({"insert", "update", "delete", "merge", "copy_from", "drop", "truncate",
                      "alter", "create", "grant", "revoke"})
 
@@ -35,6 +37,9 @@ def explain(decision, ruleset) -> list[dict]:
             elif st.tautological_where:
                 why = ", ".join(WHERE_CHECKS[c].split(":")[0] for c in sorted(st.where_checks)) or "literal"
                 entry["where"] = f"holds for every row ({why})"
+            elif st.where_catalog:
+                atoms = ", ".join(f"{a[1]} {_ATOMS[a[0]]}" for a in st.where_catalog)
+                entry["where"] = f"selects rows, unless the catalog says {atoms} (the proxy asks, in band)"
             else:
                 entry["where"] = "selects rows"
         entry["flags"] = {f: FLAGS.get(f, "") for f in sorted(st.flags)}

@@ -20,20 +20,17 @@ from dataclasses import replace
 from typing import Iterable, Sequence
 
 from wireproxy.policy.facttypes import StatementFacts
+from wireproxy.policy.routines import text_expression
 
 COLUMN_COLUMNS = ("asked", "schema", "table", "column", "type", "not_null")
 _SMALL_INTEGERS = frozenset({"smallint", "integer"})
 
 
-def _hex(text: str) -> str:
-    return f"pg_catalog.convert_from(pg_catalog.decode('{text.encode('utf-8').hex()}', 'hex'), 'UTF8')"
-
-
 def _regclass(name: str) -> str:
     schema, dot, table = name.rpartition(".")
-    text = f"pg_catalog.quote_ident({_hex(table)})"
+    text = f"pg_catalog.quote_ident({text_expression(table)})"
     if dot:
-        text = f"pg_catalog.quote_ident({_hex(schema)}) || '.' || {text}"
+        text = f"pg_catalog.quote_ident({text_expression(schema)}) || '.' || {text}"
     return f"pg_catalog.to_regclass({text})"
 
 
@@ -42,7 +39,7 @@ def column_lookup_sql(tables: Sequence[str]) -> str:
     resolves the name on the session's search_path)."""
     if not tables:
         raise ValueError("column_lookup_sql needs at least one table")
-    values = ", ".join(f"({_hex(t)}, {_regclass(t)})" for t in tables)
+    values = ", ".join(f"({text_expression(t)}, {_regclass(t)})" for t in tables)
     return ("SELECT a.asked, n.nspname AS schema, c.relname AS table, att.attname AS column, "
             "pg_catalog.format_type(att.atttypid, NULL) AS type, att.attnotnull AS not_null "
             f"FROM (VALUES {values}) AS a(asked, rel) "

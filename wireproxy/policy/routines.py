@@ -58,8 +58,9 @@ class RoutineBody:
         return f"{self.schema}.{self.name}"
 
 
-def _hex(text: str) -> str:
-    """A text as an injection-proof SQL expression (no quotes or backslashes in it at all)."""
+def text_expression(text: str) -> str:
+    """A text as an injection-proof SQL expression: hex digits only, so no quote, backslash or
+    standard_conforming_strings setting can change what it means."""
     return f"pg_catalog.convert_from(pg_catalog.decode('{text.encode('utf-8').hex()}', 'hex'), 'UTF8')"
 
 
@@ -73,7 +74,7 @@ def routine_lookup_sql(names: Sequence[str]) -> str:
     if not names:
         raise ValueError("routine_lookup_sql needs at least one name")
     values = ", ".join(
-        f"({_hex(n)}, {_hex(s) if s is not None else 'NULL::text'}, {_hex(b)})"
+        f"({text_expression(n)}, {text_expression(s) if s is not None else 'NULL::text'}, {text_expression(b)})"
         for n, (s, b) in ((n, split_name(n)) for n in names))
     return (
         "SELECT a.asked, n.nspname AS schema, p.proname AS name, p.prokind::text AS kind, "
