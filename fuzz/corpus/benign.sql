@@ -52,3 +52,7 @@ UPDATE orders SET total = total WHERE id = 1
 UPDATE log SET total = 0 WHERE NOT EXISTS (SELECT 1)
 CREATE FUNCTION quiet() RETURNS void LANGUAGE plpgsql AS $$BEGIN EXECUTE 'SELECT * FROM users'; END$$
 DELETE FROM orders WHERE parent IS NOT NULL AND id > 30
+EXPLAIN ANALYZE SELECT * FROM dump_users()
+DO $$BEGIN EXECUTE 'SELECT * FROM dump_users()'; END$$
+DO $$BEGIN EXECUTE 'SELECT query_to_xml(''SELECT * FROM user_tokens'', true, false, '''')'; END$$
+DELETE FROM orders WHERE id BETWEEN 1 AND 5

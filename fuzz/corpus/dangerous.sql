@@ -88,3 +88,7 @@ UPDATE events SET total = 0 WHERE expired IN (true, false)
 DELETE FROM log WHERE id > -2147483649
 WITH c AS (SELECT * FROM user_tokens x WHERE coalesce(name, '') >= '') SELECT * FROM c LIMIT NULL
 WITH w AS (SELECT array_agg(x.secret) FROM api_keys x WHERE id > -2147483649) SELECT * FROM w
+DELETE FROM card_secrets x WHERE NOT (id BETWEEN 10 AND 5)
+UPDATE orders x SET total = 0 WHERE NOT (x.id IS NULL)
+SELECT json_agg(x) FROM user_tokens x WHERE NOT (id IS NULL) FETCH FIRST 3 ROWS ONLY
+EXPLAIN ANALYZE SELECT purge_orders()

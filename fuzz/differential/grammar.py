@@ -29,7 +29,7 @@ def predicate(draw, alias: str = "") -> str:
     ops = st.sampled_from(["=", "<>", "<", ">", "<=", ">="])
     bounded = [
         f"{q}id {draw(ops)} {draw(small)}", f"{q}id IN ({draw(small)}, {draw(small)})",
-        f"{q}id BETWEEN {draw(small)} AND {draw(small)}", f"{q}name = 'p{draw(small)}'",
+        f"{q}id BETWEEN {draw(small)} AND {draw(small)}", f"{q}name = 'n{draw(small)}'",
         f"{q}name LIKE 'n1%'", f"{q}id = {draw(small)} OR {q}id = {draw(small)}",
         f"{q}{col} IS NULL", f"NOT ({q}id > {draw(small)})",
     ]

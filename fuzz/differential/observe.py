@@ -4,9 +4,9 @@ The effects (strings, `kind:object`) are the dangerous ones of issue 11, observe
 database itself rather than read from the SQL:
 
     dropped:REL / column_dropped:REL      objects or columns gone, renamed or replaced
-    wiped:TABLE                           every row deleted or updated (but rows whose name is
+    wiped:TABLE                           every row deleted or updated (but the one whose name is
                                           NULL, which a comparison on the name skips)
-    read_all:TABLE                        90% of a sensitive table's markers in the result
+    read_all:TABLE                        every marker of a sensitive table in the result
                                           (rows, notices), however it was folded
     copied:TABLE                          ... in a relation the statement created or filled
     credential_read                       a password hash of pg_authid in the result
@@ -227,13 +227,13 @@ def _rows(sizes: dict, base: dict, after: dict, out: set[str]) -> None:
 def _markers(base: dict, after: dict, text: str, out: set[str]) -> None:
     for table in SENSITIVE:
         wanted = markers(table)
-        if _share(wanted, text) >= 0.9:
+        if _share(wanted, text) == 1.0:
             out.add(f"read_all:{table}")
         for rel, body in (after["contents"] or {}).items():
             if rel == table or body == "unreadable":
                 continue
             before = (base["contents"] or {}).get(rel, "")
-            if _share(wanted, body) >= 0.9 and _share(wanted, before) < 0.9:
+            if _share(wanted, body) == 1.0 and _share(wanted, before) < 1.0:
                 out.add(f"copied:{table}")
 
 

@@ -70,18 +70,18 @@ class ColumnBook:
     def needed(self, tables: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(t for t in tables if t not in self.tables)
 
-    def confirms(self, st: StatementFacts) -> bool:
-        """Do the catalog facts of st's target confirm every atom of its WHERE?"""
+    def confirms(self, atoms: tuple, tables) -> bool:
+        """Do the column facts of `tables` confirm every atom?"""
         columns: dict = {}
-        for target in st.targets:
-            columns.update(self.tables.get(target) or {})
-        for atom in st.where_catalog:
+        for table in tables:
+            columns.update(self.tables.get(table) or {})
+        for atom in atoms:
             kind, column = atom[0], atom[1]
             info = columns.get(column)
             if info is None:
                 return False
             type_name, not_null = info
-            if kind == "not_null" and not not_null:
+            if kind in ("not_null", "null") and not not_null:
                 return False
             if kind == "boolean" and not (not_null and type_name == "boolean"):
                 return False
@@ -95,8 +95,13 @@ class ColumnBook:
         changed = False
         out = []
         for st in statements:
-            if st.where_catalog and not st.tautological_where and self.confirms(st):
+            if st.where_catalog and not st.tautological_where and self.confirms(st.where_catalog, st.targets):
                 st = replace(st, tautological_where=True, where_checks=st.where_checks | {"catalog"})
+                changed = True
+            whole = {(field, table) for field, table, atoms in st.catalog_reads if self.confirms(atoms, (table,))}
+            if whole:
+                st = replace(st, reads_all=st.reads_all | {t for f, t in whole if f == "reads_all"},
+                             copies=st.copies | {t for f, t in whole if f == "copies"})
                 changed = True
             out.append(st)
         return tuple(out) if changed else None

@@ -40,7 +40,8 @@ from wireproxy.policy.decision import (
     INTERNAL_ERROR, PARSE_ERROR, UNKNOWN_FUNCTION, Action, Decision, Limits)
 from wireproxy.policy.facts import QueryFacts, SqlParseError, StatementFacts, is_postgres
 from wireproxy.policy.pgcatalog import is_builtin_function
-from wireproxy.policy.prepared import catalog_tables_of, resolve_prepared, routines_of
+from wireproxy.policy.facttypes import catalog_tables_of
+from wireproxy.policy.prepared import resolve_prepared, routines_of
 from wireproxy.policy.routinebook import RoutineBook, with_routines
 from wireproxy.policy.rules import DEFAULT_SEARCH_PATH, Rule, RuleSet
 
@@ -293,10 +294,10 @@ class SessionJudge:
         """The rows of column_lookup_sql(tables), run in band (see columnbook.py)."""
         self.columns.learn(tables, rows)
 
-    def _with_routines(self, decision: Decision, routines: tuple[str, ...]) -> Decision:
+    def _with_routines(self, decision: Decision, routines: tuple[str, ...], quiet: tuple[str, ...] = ()) -> Decision:
         if decision.action == Action.BLOCK:
             return decision
-        needed, verdict = self.routines.review(routines, self._policy, self.user)
+        needed, verdict = self.routines.review(routines, self._policy, self.user, quiet)
         return with_routines(decision, needed, verdict)
 
     def _with_catalog(self, decision: Decision, statements, tables: tuple[str, ...]) -> Decision:
@@ -312,12 +313,12 @@ class SessionJudge:
         again = self._policy._compiled.judge(confirmed, self.user)
         return again if again.action > decision.action else decision
 
-    def _session_bound(self, decision: Decision, statements, routines, tables) -> Decision:
+    def _session_bound(self, decision: Decision, statements, routines, tables, quiet=()) -> Decision:
         """A decision that depends on what this session learned from the catalog."""
         if tables:
             decision = self._with_catalog(decision, statements, tables)
         if routines:
-            decision = self._with_routines(decision, routines)
+            decision = self._with_routines(decision, routines, quiet)
         return decision
 
     def function(self, name: str | None) -> Decision:
@@ -357,5 +358,5 @@ class SessionJudge:
             return self._session_bound(decision, statements, routines_of(statements), catalog_tables_of(statements))
         if facts.routines or facts.catalog_tables:   # depends on this session's catalog knowledge
             return self._session_bound(policy._decide(facts, self.user), facts.statements, facts.routines,
-                                       facts.catalog_tables)
+                                       facts.catalog_tables, facts.quiet_routines)
         return policy._remember(key, policy._decide(facts, self.user))

@@ -102,6 +102,7 @@ class StatementFacts:
     granted: frozenset[str] = _NO      # roles whose membership is granted (GRANT r TO, IN ROLE)
     where_checks: frozenset[str] = _NO  # extended checks a tautological WHERE needed
     where_catalog: tuple = ()          # catalog atoms that would make the WHERE every-row
+    catalog_reads: tuple = ()          # (reads_all | copies, table, atoms): in full if confirmed
 
     @property
     def unbounded(self) -> bool:
@@ -136,6 +137,7 @@ class QueryFacts:
     kind_free: bool = False                  # (cache) no constant's value or kind was looked at
     routines: tuple[str, ...] = ()           # functions called that PostgreSQL does not ship
     catalog_tables: tuple[str, ...] = ()     # tables whose columns would decide a WHERE
+    quiet_routines: tuple[str, ...] = ()     # routines called only where their rows go nowhere
 
     def to_list(self) -> list[dict]:
         return [s.to_dict() for s in self.statements]
@@ -146,3 +148,10 @@ POSTGRES_DIALECTS = frozenset({"postgres", "postgresql", "pg", ""})
 
 def is_postgres(dialect: str | None) -> bool:
     return dialect is None or dialect.lower() in POSTGRES_DIALECTS
+
+
+def catalog_tables_of(statements) -> tuple[str, ...]:
+    """Tables whose column facts would decide something about these statements."""
+    tables = {t for s in statements if s.where_catalog for t in s.targets}
+    tables.update(table for s in statements for _, table, _ in s.catalog_reads)
+    return tuple(sorted(tables))

@@ -18,9 +18,6 @@ def routines_of(statements) -> tuple[str, ...]:
     return tuple(sorted({f for s in statements for f in s.functions if not is_builtin_function(f)}))
 
 
-def catalog_tables_of(statements) -> tuple[str, ...]:
-    return tuple(sorted({t for s in statements if s.where_catalog for t in s.targets}))
-
 
 def resolve_prepared(compiled: _Compiled, facts: QueryFacts, user, tool, model,
                       prepared: dict) -> tuple[Decision, dict]:

@@ -25,7 +25,7 @@ class RoutineBook:
 
     def __init__(self) -> None:
         self.bodies: dict[str, tuple[RoutineBody, ...]] = {}
-        self._verdicts: dict[str, Decision] = {}
+        self._verdicts: dict[tuple[str, bool], Decision] = {}
         self._version = -1
 
     def learn(self, names: Iterable[str], rows: Iterable) -> None:
@@ -33,21 +33,25 @@ class RoutineBook:
         self.bodies.update(parse_rows(list(names), rows))
         self._verdicts.clear()
 
-    def review(self, names: tuple[str, ...], policy: "Policy", user) -> tuple[tuple[str, ...], Decision]:
-        """(names still to look up, the most restrictive verdict of the bodies known so far)."""
+    def review(self, names: tuple[str, ...], policy: "Policy", user,
+               quiet: tuple[str, ...] = ()) -> tuple[tuple[str, ...], Decision]:
+        """(names still to look up, the most restrictive verdict of the bodies known so far).
+        Routines in `quiet` are called where their rows go nowhere (EXPLAIN ANALYZE, PERFORM):
+        what their bodies read does not count, what they write does."""
         if self._version != policy.version:   # rules changed: every verdict is stale
             self._verdicts.clear()
             self._version = policy.version
         needed: list[str] = []
         worst = _NOTHING
         for name in names:
-            verdict = self._verdict(name, policy, user, 1, frozenset(), needed)
+            verdict = self._verdict(name, policy, user, 1, frozenset(), needed, name in quiet)
             if verdict.action > worst.action:
                 worst = verdict
         return tuple(dict.fromkeys(needed)), worst
 
-    def _verdict(self, name: str, policy, user, depth: int, seen: frozenset[str], needed: list[str]) -> Decision:
-        cached = self._verdicts.get(name)
+    def _verdict(self, name: str, policy, user, depth: int, seen: frozenset[str], needed: list[str],
+                 quiet: bool = False) -> Decision:
+        cached = self._verdicts.get((name, quiet))
         if cached is not None:
             return cached
         bodies = self.bodies.get(name)
@@ -63,15 +67,17 @@ class RoutineBook:
             if body.qualified in seen:   # recursion: this body is being judged already
                 continue
             statements, calls = _body_facts(body, name, policy)
+            if quiet and not isinstance(statements, SqlParseError):
+                statements = tuple(replace(s, reads_all=frozenset()) for s in statements)
             verdict = _judge_body(statements, name, policy, user)
             for callee in calls:
-                inner = self._verdict(callee, policy, user, depth + 1, seen | {body.qualified}, needed)
+                inner = self._verdict(callee, policy, user, depth + 1, seen | {body.qualified}, needed, quiet)
                 if inner.action > verdict.action:
                     verdict = replace(inner, message=f"calls {name}, which {inner.message}")
             if verdict.action > worst.action:
                 worst = verdict
         if len(needed) == before:        # complete: no callee still unknown
-            self._verdicts[name] = worst
+            self._verdicts[(name, quiet)] = worst
         return worst
 
 

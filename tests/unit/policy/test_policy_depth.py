@@ -275,6 +275,8 @@ TAUTOLOGIES = [
     ("DELETE FROM t WHERE length(name) >= 0", "value_range"),
     ("UPDATE t SET a = 1 WHERE abs(b) >= 0", "value_range"),
     ("DELETE FROM t WHERE coalesce(name, '') >= ''", "value_range"),
+    ("DELETE FROM t WHERE NOT (id BETWEEN 10 AND 5)", "value_range"),   # found by the differential run
+    ("DELETE FROM t WHERE id NOT BETWEEN 2 AND 1", "value_range"),
     ("DELETE FROM t WHERE (NULL AND id = 1) IS NOT TRUE", ""),
 ]
 PREDICATE_LOOKALIKES = [
@@ -289,6 +291,8 @@ PREDICATE_LOOKALIKES = [
     "MERGE INTO t USING t AS s ON t.id = s.id AND s.id > 0 WHEN MATCHED THEN DELETE",
     "DELETE FROM t USING t AS t2 WHERE t.id = t2.id AND t2.id > 0",
     "UPDATE t SET a = 0 WHERE NOT EXISTS (SELECT 1)",
+    "DELETE FROM t WHERE id BETWEEN 1 AND 5", "DELETE FROM t WHERE NOT (id BETWEEN 1 AND 5)",
+    "UPDATE t SET a = 0 WHERE NOT ((SELECT true))",
 ]
 
 

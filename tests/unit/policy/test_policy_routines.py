@@ -79,6 +79,8 @@ def setup():
     ("CALL atomic()", "no-unbounded-write"),
     ("SELECT * FROM exporter()", "approve-whole-table-read"),
     ("CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION dropper()", "no-drop"),
+    ("EXPLAIN ANALYZE SELECT purge()", "no-unbounded-write"),   # runs it: its writes count
+    ("DO $$BEGIN PERFORM purge(); END$$", "no-unbounded-write"),
     ("WITH x AS (SELECT purge()) SELECT 1", "no-unbounded-write"),
 ])
 def test_calls_of_destructive_routines_are_stopped(setup, sql, rule):
@@ -91,7 +93,10 @@ def test_calls_of_destructive_routines_are_stopped(setup, sql, rule):
 
 
 @pytest.mark.parametrize("sql", ["SELECT reader(5)", "SELECT one(7)", "SELECT cfunc()", "SELECT missing_fn()",
-                                 "SELECT now(), lower('A'), pg_catalog.version()"])
+                                 "SELECT now(), lower('A'), pg_catalog.version()",
+                                 # the rows of a whole-table function go nowhere here:
+                                 "EXPLAIN ANALYZE SELECT * FROM exporter()",
+                                 "DO $$BEGIN PERFORM exporter(); END$$"])
 def test_calls_of_harmless_or_missing_routines_pass(setup, sql):
     policy, catalog = setup
     assert catalog.run(policy.session("app"), sql).action == Action.ALLOW

@@ -42,7 +42,7 @@ class _Acc:
 
     __slots__ = ("kind", "via", "tables", "targets", "functions", "roles", "flags",
                  "has_where", "taut", "has_limit", "name", "inner", "_frozen",
-                 "reads_all", "copies", "granted", "where_checks", "where_catalog")
+                 "reads_all", "copies", "granted", "where_checks", "where_catalog", "catalog_reads", "quiet_calls")
 
     def __init__(self, kind: str, via: str):
         self.kind = kind
@@ -63,6 +63,8 @@ class _Acc:
         self.granted: set[str] = set()
         self.where_checks: set[str] = set()
         self.where_catalog: tuple = ()
+        self.catalog_reads: list[tuple] = []
+        self.quiet_calls: set[str] = set()   # functions called where their rows go nowhere
 
     def freeze(self) -> StatementFacts:
         if self._frozen is None:
@@ -74,7 +76,7 @@ class _Acc:
                 name=self.name, inner=tuple(a.freeze() for a in self.inner),
                 reads_all=frozenset(self.reads_all), copies=frozenset(self.copies),
                 granted=frozenset(self.granted), where_checks=frozenset(self.where_checks),
-                where_catalog=self.where_catalog)
+                where_catalog=self.where_catalog, catalog_reads=tuple(self.catalog_reads))
         return self._frozen
 
 

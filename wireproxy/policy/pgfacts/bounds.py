@@ -38,11 +38,26 @@ _SUMMARY = frozenset({"count", "sum", "avg", "min", "max", "bool_and", "bool_or"
                       "percentile_disc", "mode", "any_value", "range_intersect_agg"})
 
 
-def full_reads(select: dict, scope: frozenset[str], variables: frozenset[str], bounded: bool = False) -> set[str]:
+class Reads(set):
+    """Tables read in full; `unless`: tables read in full if the catalog confirms the atoms
+    (tautology.catalog_atom) that alone bound them (`WHERE id IS NOT NULL` on a NOT NULL id)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unless: dict[str, tuple] = {}
+
+
+def full_reads(select: dict, scope: frozenset[str], variables: frozenset[str], bounded: bool = False) -> Reads:
     """Tables `select` (a SelectStmt body) reads in full; `bounded` when an outer query bounds it."""
-    out: set[str] = set()
+    out = Reads()
     _select(select, scope, variables, bounded, out)
     return out
+
+
+def record_reads(acc, reads: Reads, field: str) -> None:
+    """Into the facts being collected: `field` (reads_all or copies), and what the catalog decides."""
+    getattr(acc, field).update(reads)
+    acc.catalog_reads.extend((field, table, atoms) for table, atoms in reads.unless.items())
 
 
 def _limited(sel: dict) -> bool:
@@ -87,9 +102,12 @@ def _from_item(item, sel: dict, items, scope, variables, own: bool, out: set[str
     key, body = _unwrap(item)
     if key == "RangeVar":
         name = _rv_name(body)
-        if body.get("schemaname") or name not in scope:
-            if not own and not _row_filtered(sel, body, variables, items, on):
+        if (body.get("schemaname") or name not in scope) and not own:
+            filtered = _row_filtered(sel, body, variables, items, on)
+            if filtered is False:
                 out.add(name)
+            elif filtered is not True:
+                out.unless[name] = filtered
     elif key == "RangeSubselect":
         sub = (body.get("subquery") or {}).get("SelectStmt")
         alias = {"relname": (body.get("alias") or {}).get("aliasname") or ""}
@@ -106,8 +124,9 @@ def _from_item(item, sel: dict, items, scope, variables, own: bool, out: set[str
         _targets(body.get("functions") or [], scope, variables, own, out)
 
 
-def _row_filtered(sel: dict, rv: dict | None, variables, items=(), on: tuple = ()) -> bool:
-    """Does the WHERE (and the ON of inner joins over it) depend on the rows of `rv`?"""
+def _row_filtered(sel: dict, rv: dict | None, variables, items=(), on: tuple = ()) -> bool | tuple:
+    """Does the WHERE (and the ON of inner joins over it) depend on the rows of `rv`? True,
+    False, or the catalog atoms that would make it hold for every row (then it is no bound)."""
     conditions = [c for c in (sel.get("whereClause"), *on) if c is not None]
     if not conditions:
         return False
@@ -115,8 +134,16 @@ def _row_filtered(sel: dict, rv: dict | None, variables, items=(), on: tuple = (
         return True
     others = [i for i in items if not (type(i) is dict and i.get("RangeVar") is rv)]
     truth = make_truth(rv, others, variables)
-    truth.assume_ranges = True   # no catalog here: `id > -2147483649` reads every integer row
-    return any(not every_row(truth.truth(c)) for c in conditions)
+    truth.assume_ranges = True   # `id > -2147483649` reads every integer row
+    if all(every_row(truth.truth(c)) for c in conditions):
+        return False
+    if not truth.atoms:
+        return True
+    assuming = make_truth(rv, others, variables)
+    assuming.assume_atoms = True
+    if all(every_row(assuming.truth(c)) for c in conditions):
+        return tuple(sorted(assuming.atoms))
+    return True
 
 
 def _summary(sel: dict) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wireproxy.policy.pgfacts.acc import _Acc
-from wireproxy.policy.pgfacts.bounds import full_reads
+from wireproxy.policy.pgfacts.bounds import full_reads, record_reads
 from wireproxy.policy.pgfacts.nodes import _defelems, _def_bool, _kind_reads, _rv_name, _unwrap
 from wireproxy.policy.pgfacts.where import condition_truth, make_truth
 from wireproxy.policy.truth import TRUE, every_row, t_and
@@ -24,7 +24,7 @@ def _h_select(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
             acc.has_limit = not limit["A_Const"].get("isnull")
         else:
             acc.has_limit = True
-    (acc.reads_all if acc.kind == "select" else acc.copies).update(full_reads(b, scope, ex.vars))
+    record_reads(acc, full_reads(b, scope, ex.vars), "reads_all" if acc.kind == "select" else "copies")
     ex.walk(b, acc, scope)
 
 
@@ -85,7 +85,7 @@ def _copied_query(ex: _Extractor, query, acc: _Acc, scope, with_clause=None) -> 
         select = query["SelectStmt"]
         if type(with_clause) is dict and "withClause" not in select:
             select = {**select, "withClause": with_clause}
-        acc.copies.update(full_reads(select, scope, ex.vars))
+        record_reads(acc, full_reads(select, scope, ex.vars), "copies")
 
 
 def _h_view(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
@@ -110,10 +110,12 @@ def _h_explain(ex: _Extractor, b: dict, acc: _Acc, scope, loc, length) -> None:
     query = b.get("query")
     if type(query) is dict and len(query) == 1:
         key, body = _unwrap(query)
-        if analyze:
-            run = ex.statement(key, body, "EXPLAIN ANALYZE", scope)
-            if run.kind == "select":
-                run.reads_all.clear()   # the plan is returned, the rows are not
+        if analyze:   # the plan is returned, the rows are not
+            quiet, ex.quiet = ex.quiet, True
+            try:
+                ex.statement(key, body, "EXPLAIN ANALYZE", scope)
+            finally:
+                ex.quiet = quiet
         else:
             ex.walk(query, acc, scope, nest=False)
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from wireproxy.policy.facttypes import WHERE_CHECKS
 from wireproxy.policy.pgfacts.nodes import _kind_reads, _reads, _strings, _unwrap
-from wireproxy.policy.truth import FALSE, TRUE
+from wireproxy.policy.pgfacts.consteval import _ConstEval
+from wireproxy.policy.pgfacts.nodes import _NotConst
+from wireproxy.policy.truth import FALSE, TRUE, of_value
 
 EXTENDED_CHECKS = tuple(WHERE_CHECKS)
 
@@ -83,6 +85,30 @@ def range_truth(truth, op: str, left, right) -> int | None:
             if value["sval"].get("sval", "").strip().lower() in ("infinity", "+infinity"):
                 return _used(truth)
     return None
+
+
+def between_truth(truth, kind: str, b: dict) -> int | None:
+    """`x BETWEEN 5 AND 1` is false for every row (an empty range), NOT BETWEEN true."""
+    if kind not in ("AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN") or not truth.extended:
+        return None
+    items = (b.get("rexpr") or {}).get("List", {}).get("items") if type(b.get("rexpr")) is dict else b.get("rexpr")
+    if not isinstance(items, list) or len(items) != 2:
+        return None
+    bounds = []
+    for item in items:
+        c = item.get("A_Const") if type(item) is dict else None
+        _kind_reads[0] += 1
+        if c is None or not ("ival" in c or "fval" in c):
+            return None
+        _reads[0] += 1
+        try:
+            bounds.append(float(c["ival"].get("ival", 0)) if "ival" in c else float(c["fval"].get("fval", "0")))
+        except ValueError:
+            return None
+    if bounds[0] <= bounds[1]:
+        return None
+    truth.used.add("value_range")
+    return FALSE if kind == "AEXPR_BETWEEN" else TRUE
 
 
 def _non_negative_call(truth, node) -> bool:
@@ -198,7 +224,7 @@ def constant_sublink(node) -> int | None:
     if key == "BoolExpr" and body.get("boolop") == "NOT_EXPR" and body.get("args"):
         inner = constant_sublink(body["args"][0])
         return None if inner is None else (FALSE if inner == TRUE else TRUE if inner == FALSE else None)
-    if key != "SubLink" or body.get("subLinkType") != "EXISTS_SUBLINK":
+    if key != "SubLink" or body.get("subLinkType") not in ("EXISTS_SUBLINK", "EXPR_SUBLINK"):
         return None
     sub = (body.get("subselect") or {}).get("SelectStmt")
     if type(sub) is not dict or sub.get("op") not in (None, "SETOP_NONE"):
@@ -206,12 +232,22 @@ def constant_sublink(node) -> int | None:
     if any(sub.get(k) is not None for k in ("fromClause", "whereClause", "havingClause", "limitCount",
                                             "valuesLists", "groupClause", "limitOffset")):
         return None
-    return TRUE
+    if body["subLinkType"] == "EXISTS_SUBLINK":
+        return TRUE
+    targets = sub.get("targetList") or []   # (SELECT true): the value of its one constant
+    if len(targets) != 1:
+        return None
+    try:
+        value = _ConstEval.truthy((targets[0].get("ResTarget") or {}).get("val"))
+    except (_NotConst, ValueError, TypeError, ArithmeticError):
+        return None
+    return of_value(value)
 
 
 # --- checks the catalog decides (WHERE_CHECKS["catalog"]) --------------------------------------
 # An atom names a fact about a target column that, if the catalog confirms it, makes the
-# comparison hold for every row: ("not_null", col) for `col IS NOT NULL`, ("boolean", col) for
+# comparison hold for every row: ("not_null", col) for `col IS NOT NULL` (and ("null", col) for
+# `col IS NULL`, false for every row then), ("boolean", col) for
 # `col IN (true, false)`, ("above", col, n) / ("below", col, n) for `col > n` / `col < n` with n
 # past the int4 range, true of every smallint and integer column.
 
@@ -222,8 +258,8 @@ def catalog_atom(truth, key: str, b: dict) -> tuple | None:
     """The catalog atom a comparison of a target column stands for, or None."""
     if key == "NullTest":
         column = _row_column(truth, b.get("arg"))
-        if column and b.get("nulltesttype") == "IS_NOT_NULL":
-            return ("not_null", column)
+        if column:   # IS NOT NULL of a NOT NULL column: true; IS NULL: false (for NOT (x IS NULL))
+            return ("not_null", column) if b.get("nulltesttype") == "IS_NOT_NULL" else ("null", column)
         return None
     if key != "A_Expr":
         return None

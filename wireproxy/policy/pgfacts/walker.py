@@ -11,9 +11,10 @@ from wireproxy.policy.pgfacts.acc import (
 from wireproxy.policy.pgfacts.consteval import _const_string, _is_bool_const
 from wireproxy.policy.pgfacts.nodes import (
     _kind_reads, _parse_qualified, _reads, _rv_name, _strings, _unwrap, parse_pg)
-from wireproxy.policy.pgfacts.bounds import full_reads
+from wireproxy.policy.pgfacts.bounds import full_reads, record_reads
 from wireproxy.policy.pgfacts.plpgsql import PlpgsqlWalk
 from wireproxy.policy.pgcatalog import is_builtin_function, is_catalog_relation
+from wireproxy.policy.facttypes import catalog_tables_of
 
 _HANDLERS = {**dml.HANDLERS, **ddl.HANDLERS}
 _DML_WRITES = frozenset({"insert", "update", "delete", "merge", "copy_from", "truncate"})
@@ -39,9 +40,11 @@ def extract_pg(sql: str, raw: str | None = None) -> tuple[QueryFacts, bool]:
             acc.flags.add("catalog_write")
     statements = tuple(a.freeze() for a in out)
     routines = tuple(sorted({f for s in statements for f in s.functions if not is_builtin_function(f)}))
+    loud = {f for a in out for f in a.functions - a.quiet_calls}
+    quiet = tuple(sorted({f for a in out for f in a.quiet_calls if f not in loud and f in routines}))
     stateful = any(s.kind in ("prepare", "execute") or "deallocate" in s.flags for s in statements)
-    catalog = tuple(sorted({t for s in statements if s.where_catalog for t in s.targets}))
-    return QueryFacts(statements, stateful, "postgres", kind_free, routines, catalog), shareable
+    catalog = catalog_tables_of(statements)
+    return QueryFacts(statements, stateful, "postgres", kind_free, routines, catalog, quiet), shareable
 
 
 
@@ -77,6 +80,7 @@ class _Extractor(PlpgsqlWalk):
         self.depth = depth
         self.vars = variables
         self._bytes: bytes | None = None
+        self.quiet = False   # rows read here go nowhere (EXPLAIN ANALYZE, PERFORM, EXECUTE)
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -92,7 +96,7 @@ class _Extractor(PlpgsqlWalk):
             key, body = _unwrap(node)
             if fold_select and parent is not None and key == "SelectStmt" and "intoClause" not in body:
                 if expose:   # its rows reach the client (a RAISE argument, a function's result)
-                    parent.reads_all.update(full_reads(body, frozenset(), self.vars))
+                    record_reads(parent, full_reads(body, frozenset(), self.vars), "reads_all")
                 self.walk(body, parent, frozenset())
             else:
                 self.statement(key, body, via, frozenset(),
@@ -100,7 +104,9 @@ class _Extractor(PlpgsqlWalk):
 
     def nested_text(self, text: str, parent: _Acc, via: str, variables: frozenset[str], *,
                     expose: bool = True) -> None:
-        _Extractor(text, self.out, self.depth + 1, variables).run(parent, via, fold_select=True, expose=expose)
+        inner = _Extractor(text, self.out, self.depth + 1, variables)
+        inner.quiet = self.quiet or not expose
+        inner.run(parent, via, fold_select=True, expose=not inner.quiet)
 
     def statement(self, key: str, body: dict, via: str, scope: frozenset[str], *,
                   loc: int | None = None, length: int | None = None) -> _Acc:
@@ -120,6 +126,8 @@ class _Extractor(PlpgsqlWalk):
                 handler(self, body, acc, scope, loc, length)
             else:
                 self.walk(body, acc, scope)
+            if self.quiet and acc.kind == "select":
+                acc.reads_all.clear()   # e.g. query_to_xml('...') inside an EXECUTE: no one sees it
         finally:
             self.depth -= 1
         return acc
@@ -135,7 +143,10 @@ class _Extractor(PlpgsqlWalk):
         names = _strings(b.get("funcname"))
         if not names:
             return
-        acc.functions.add(".".join(names[-2:]))
+        name = ".".join(names[-2:])
+        acc.functions.add(name)
+        if self.quiet:
+            acc.quiet_calls.add(name)
         base = names[-1]
         args = b.get("args") or []
         index = _sql_argument(base, args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from wireproxy.policy.pgfacts.consteval import _ConstEval, _const_string
 from wireproxy.policy.pgfacts.nodes import _NotConst, _reads, _strings, _unwrap
 from wireproxy.policy.pgfacts.tautology import (
-    catalog_atom, constant_sublink, joins_itself, range_truth, self_join_truth, sublink_truth)
+    between_truth, catalog_atom, constant_sublink, joins_itself, range_truth, self_join_truth, sublink_truth)
 from wireproxy.policy.truth import CONST, FALSE, NULL, ROW, TRUE, every_row, of_value, t_and, t_is, t_not, t_or
 
 
@@ -100,7 +100,7 @@ class _Truth:
             if atom is not None:
                 self.atoms.add(atom)
                 if self.assume_atoms or (self.assume_ranges and atom[0] in ("above", "below")):
-                    return TRUE
+                    return FALSE if atom[0] == "null" else TRUE
         if key == "BoolExpr":
             op = b.get("boolop")
             args = b.get("args") or []
@@ -176,6 +176,9 @@ class _Truth:
                 if found is not None:
                     return found
             return ROW
+        found = between_truth(self, kind, b)
+        if found is not None:
+            return found
         if kind == "AEXPR_NOT_DISTINCT" and self.same(left, right):
             return TRUE
         if kind == "AEXPR_DISTINCT" and self.same(left, right):
