@@ -56,3 +56,4 @@ EXPLAIN ANALYZE SELECT * FROM dump_users()
 DO $$BEGIN EXECUTE 'SELECT * FROM dump_users()'; END$$
 DO $$BEGIN EXECUTE 'SELECT query_to_xml(''SELECT * FROM user_tokens'', true, false, '''')'; END$$
 DELETE FROM orders WHERE id BETWEEN 1 AND 5
+EXPLAIN ANALYZE SELECT json_agg(x) FROM user_tokens x WHERE NOT (id IS NULL) FETCH FIRST 3 ROWS ONLY

@@ -126,8 +126,9 @@ class _Extractor(PlpgsqlWalk):
                 handler(self, body, acc, scope, loc, length)
             else:
                 self.walk(body, acc, scope)
-            if self.quiet and acc.kind == "select":
-                acc.reads_all.clear()   # e.g. query_to_xml('...') inside an EXECUTE: no one sees it
+            if self.quiet and acc.kind == "select":   # e.g. EXPLAIN ANALYZE: no one sees the rows
+                acc.reads_all.clear()
+                acc.catalog_reads = [r for r in acc.catalog_reads if r[0] != "reads_all"]
         finally:
             self.depth -= 1
         return acc
