@@ -235,25 +235,49 @@ def wireproxy_help() -> tuple[str | None, str]:
 
 
 def start_wireproxy(name: str, what: str, cluster: PgCluster, workdir: Path, rules: list[Path],
-                    extra: list[str] | None = None, workloads=("pgbench", "rows")) -> Target:
+                    extra: list[str] | None = None, workloads=("pgbench", "rows"),
+                    checkout: Path | None = None) -> Target:
+    """`checkout`: run the wireproxy of another checkout of the repository (--baseline)."""
     t = Target(name, what, workloads=workloads)
-    d = workdir / name
+    d = workdir / name.replace("@", "-at-")
     d.mkdir()
     t.port = free_port()
-    args = [str(WIREPROXY), "serve", "--listen", f"{HOST}:{t.port}",
+    program = [str(WIREPROXY)] if checkout is None else [str(VENV_BIN / "python"), "-m", "wireproxy.cli"]
+    args = [*program, "serve", "--listen", f"{HOST}:{t.port}",
             "--upstream", f"{HOST}:{cluster.port}"]
     for r in rules:
         args += ["--rules", str(r)]
     args += extra or []
     t.log = d / "stderr.log"
     # cwd in a temp dir: whatever the proxy writes by default lands there, not in the repo.
+    env = None if checkout is None else {**os.environ, "PYTHONPATH": str(checkout)}
     with open(t.log, "wb") as err:
-        t.proc = subprocess.Popen(args, cwd=d, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        t.proc = subprocess.Popen(args, cwd=d, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
     t.note = " ".join(args[1:]).replace(str(workdir) + "/", "$TMP/").replace(str(REPO) + "/", "")
     return t
 
 
-def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None) -> list[Target]:
+def baseline_targets(cluster: PgCluster, workdir: Path, ref: str) -> list[Target]:
+    """wireproxy and wireproxy+rules as they were at git `ref`, beside today's in the same run."""
+    checkout = workdir / "baseline"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(checkout), ref], check=True)
+    label = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    norules = workdir / "norules-baseline.toml"
+    norules.write_text('[[postgres]]\nlisten = "127.0.0.1:0"\nupstream = "127.0.0.1:5432"\n')
+    return [start_wireproxy(f"wireproxy@{label}", f"wireproxy at {label}, no rule files", cluster, workdir,
+                            [], ["--config", str(norules)], checkout=checkout),
+            start_wireproxy(f"wireproxy+rules@{label}", f"wireproxy at {label}, its rules/default.toml",
+                            cluster, workdir, [checkout / "rules" / "default.toml"], checkout=checkout)]
+
+
+def remove_baseline(workdir: Path) -> None:
+    if (workdir / "baseline").exists():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(workdir / "baseline")],
+                       capture_output=True)
+
+
+def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None, baseline: str | None = None) -> list[Target]:
     targets = [Target("direct", f"PostgreSQL {pg_version()} directly", port=cluster.port)]
     targets.append(start_pgbouncer(cluster, workdir))
     targets.append(start_bare_relay(cluster, workdir))
@@ -294,6 +318,8 @@ def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None) -> 
                 targets.append(Target(name, what, skip="rules/default.toml not present yet"))
         targets.append(start_wireproxy("wireproxy+mask", "wireproxy, one masked column of ten",
                                        cluster, workdir, [mask], workloads=("rows",)))
+        if baseline:
+            targets += baseline_targets(cluster, workdir, baseline)
 
     if wanted:
         for t in targets:
@@ -629,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=None, help="rows in the throughput run (default 1,000,000; 0 skips)")
     p.add_argument("--targets", default="", help="comma-separated subset of target names")
     p.add_argument("--no-micro", action="store_true", help="skip bench/micro.py")
+    p.add_argument("--baseline", metavar="REF", help="also run wireproxy and wireproxy+rules as they were "
+                   "at git REF, interleaved with today's (before/after figures from one run)")
     p.add_argument("--warmup", type=int, default=None, help="seconds of pgbench per target before measuring (default 2)")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="report directory")
     p.add_argument("--from-json", type=Path, metavar="FILE",
@@ -686,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(psql_args(cluster.port, "CHECKPOINT"), check=True, capture_output=True)
 
         log("starting proxies")
-        targets = make_targets(cluster, workdir, wanted)
+        targets = make_targets(cluster, workdir, wanted, args.baseline)
         live = [t for t in targets if not t.skip]
         for t in targets:
             log(f"  {t.name}: " + (f"SKIPPED — {t.skip}" if t.skip else f"port {t.port}"))
@@ -755,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
                     t.invalid = (t.invalid + ", " if t.invalid else "") + "nothing recorded"
         if cluster is not None:
             cluster.stop()
+        remove_baseline(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
 
     micro, micro_note = (None, "--no-micro") if args.no_micro else (None, "")

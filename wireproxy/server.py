@@ -8,6 +8,7 @@ cancelling them; asking twice cancels at once.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import secrets
 import signal
@@ -16,7 +17,10 @@ from collections import defaultdict
 
 import trio
 
+from .admin import AdminApi, ensure_token, serve_admin
+from .approvals import Broker, MemoryStore
 from .config import Config, ConfigError, PostgresListener, TcpListener
+from .telemetry import metrics
 from .telemetry.logs import log
 from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
@@ -33,6 +37,10 @@ class Server:
         for listener in config.postgres:      # a broken rule file stops serve before it listens
             self.rulebooks.for_files(listener.rules)
         self.rules_poll_interval = rules_poll_interval
+        self.broker = build_broker(config)
+        self.admin_token = admin_token(config) if config.admin.listen is not None else None
+        metrics.POLICY_CACHE_HITS.collect_from(lambda: self._cache_stat("hits"))
+        metrics.POLICY_CACHE_MISSES.collect_from(lambda: self._cache_stat("misses"))
         self.active: dict[str, int] = defaultdict(int)
         self._stop = trio.Event()
         self._sessions_scope: trio.CancelScope | None = None
@@ -48,11 +56,31 @@ class Server:
         self._stop.set()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as services:          # outlives the sessions
+        # Services outlive the sessions: held statements can still be approved while they drain.
+        async with trio.open_nursery() as services:
             if self.session_log is not None:
                 await services.start(self.session_log.run)
+            await services.start(self.broker.run)
+            if self.admin_token is not None:
+                await self._serve_admin(services)
             await self._serve(task_status)
             services.cancel_scope.cancel()                    # the writer seals and flushes on cancel
+
+    async def _serve_admin(self, services: trio.Nursery) -> None:
+        address = self.config.admin.listen
+        sockets = await self._open_listeners(address)
+        bound = [s.socket.getsockname()[:2] for s in sockets]
+        self.bound[f"admin:{address}"] = bound
+        for host, port in bound:
+            log("listening", kind="admin", address=f"{host}:{port}", token_file=str(self.config.token_file))
+            if not ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                log("admin.not_loopback", level="warning", address=f"{host}:{port}",
+                    note="the admin API speaks plain HTTP: its bearer token crosses the network in clear; "
+                         "listen on loopback, or put a TLS proxy in front")
+        await services.start(serve_admin, sockets, AdminApi(self.broker, self.admin_token))
+
+    def _cache_stat(self, key: str) -> int:
+        return sum(book.policy.cache_stats()[key] for book in self.rulebooks.books.values())
 
     async def _serve(self, task_status) -> None:
         async with trio.open_nursery() as sessions:
@@ -86,12 +114,15 @@ class Server:
             return None
         return book.session_judge
 
-    async def _listen(self, nursery, sessions, kind: str, listener, handler) -> None:
-        address = listener.listen
+    async def _open_listeners(self, address) -> list[trio.SocketListener]:
         try:
-            sockets = await trio.open_tcp_listeners(address.port, host=address.host)
+            return await trio.open_tcp_listeners(address.port, host=address.host)
         except OSError as exc:
             raise ListenError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+
+    async def _listen(self, nursery, sessions, kind: str, listener, handler) -> None:
+        address = listener.listen
+        sockets = await self._open_listeners(address)
         bound = [s.socket.getsockname()[:2] for s in sockets]
         self.bound.setdefault(f"{kind}:{address}", []).extend(bound)
         for host, port in bound:
@@ -103,30 +134,41 @@ class Server:
         judge_factory = self.judge_factory_for(listener)
         book = self.rulebooks.for_files(listener.rules)
         mask_factory = book.session_masker if book is not None else None
+        opened, open_now = metrics.SESSIONS.labels(protocol="postgres"), metrics.SESSIONS_OPEN.labels(protocol="postgres")
+        from_client = metrics.BYTES.labels(protocol="postgres", direction="from_client")
+        from_server = metrics.BYTES.labels(protocol="postgres", direction="from_server")
 
         async def handler(stream: trio.SocketStream) -> None:
             self.active[key] += 1
+            opened.inc()
+            open_now.inc()
+            session = None
             try:
-                session = PgSession(stream, listener, self.cancels, judge_factory, self.session_log,
-                                    mask_factory)
+                session = PgSession(stream, listener, self.cancels, judge_factory=judge_factory,
+                                    mask_factory=mask_factory, session_log=self.session_log)
                 if self.active[key] > listener.max_connections:
-                    session.relay.refuse("53300", "sorry, too many clients already (wireproxy limit)",
+                    await session.refuse("53300", "sorry, too many clients already (wireproxy limit)",
                                          "too many connections")
-                    await session._flush_client()
-                    await session._close()
                     return
                 await session.run()
             except Exception as exc:      # one session's bug must not take the server down
                 _crashed(exc)
             finally:
                 self.active[key] -= 1
+                open_now.dec()
+                if session is not None:     # at session end; live counts would come from the pumps
+                    from_client.inc(session.bytes_from_client)
+                    from_server.inc(session.bytes_from_server)
         return handler
 
     def _tcp_handler(self, listener: TcpListener):
         key = f"tcp:{listener.listen}"
+        opened, open_now = metrics.SESSIONS.labels(protocol="tcp"), metrics.SESSIONS_OPEN.labels(protocol="tcp")
 
         async def handler(stream: trio.SocketStream) -> None:
             self.active[key] += 1
+            opened.inc()
+            open_now.inc()
             try:
                 if self.active[key] > listener.max_connections:
                     log("tcp.refused", level="warning", listener=str(listener.listen), reason="too many connections")
@@ -137,7 +179,40 @@ class Server:
                 _crashed(exc)
             finally:
                 self.active[key] -= 1
+                open_now.dec()
         return handler
+
+
+def build_broker(config: Config) -> Broker:
+    """The approval broker the config asks for: its store, webhook and limits."""
+    settings = config.approvals
+    store = MemoryStore()
+    if settings.store == "postgres":
+        from .approvals.pgstore import PostgresStore
+        from .pgclient import PgTarget
+        password = None
+        if settings.password_env:
+            password = os.environ.get(settings.password_env)
+            if password is None:
+                raise ConfigError(config.path or "wireproxy.toml", None, f"approvals.password_env: the "
+                                  f"environment variable {settings.password_env} is not set")
+        store = PostgresStore(PgTarget.parse(settings.dsn), password, table=settings.table)
+    notifier = None
+    if settings.webhook:
+        from .approvals.webhook import WebhookNotifier
+        notifier = WebhookNotifier(settings.webhook, timeout=settings.webhook_timeout,
+                                   retries=settings.webhook_retries)
+    return Broker(store, default_timeout=settings.timeout, max_window=settings.max_window,
+                  notice_interval=settings.notice_interval, notifier=notifier,
+                  admin_url=config.admin.public_url)
+
+
+def admin_token(config: Config) -> str:
+    token, created = ensure_token(config.token_file)
+    if created:
+        log("admin.token_created", level="warning", token_file=str(config.token_file),
+            note="the admin API's bearer token (0600); `wireproxy approvals` reads it through --config")
+    return token
 
 
 def mask_hash_key(settings) -> bytes:

@@ -7,7 +7,7 @@ import sys
 
 from ..config import ConfigError
 from ..sessionlog import SessionLogError
-from . import check, demo, serve, sessions
+from . import approvals, check, demo, serve, sessions
 from .errors import UsageError
 
 
@@ -35,4 +35,5 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     check.add_parser(commands)
     sessions.add_parsers(commands)
+    approvals.add_parsers(commands)
     return parser

@@ -72,6 +72,8 @@ _SHOWN = {"seq", "ts", "type", "sql", "statement", "protocol", "params", "decisi
 def describe_record(rec: dict[str, Any]) -> list[str]:
     """A record as transcript lines: time, number, decision, protocol path, statement; then what
     happened. Keys it does not know are shown as `key: value`."""
+    if rec.get("type") == "approval":
+        return describe_approval(rec)
     pad = " " * 14
     decision = rec.get("decision")
     rules = rec.get("rules") if rec.get("rules") is not None else rec.get("rule")
@@ -130,6 +132,49 @@ def describe_record(rec: dict[str, Any]) -> list[str]:
             lines.append(f"{pad}|{note}")
     for key, value in rec.items():
         if key not in _SHOWN:
+            lines.append(f"{pad}{key}: {_compact(value)}")
+    return lines
+
+
+_APPROVAL_SHOWN = {"seq", "ts", "type", "event", "id", "rule", "user", "database", "statement", "approvers",
+                   "timeout_s", "expires", "approver", "reason", "grant", "window_s", "until", "waited_s",
+                   "source", "session", "client"}
+_APPROVAL_EVENTS = {"requested": "requested", "approved": "approved", "denied": "denied",
+                    "timed_out": "timed out", "withdrawn": "withdrawn", "window_used": "window"}
+
+
+def describe_approval(rec: dict[str, Any]) -> list[str]:
+    """An approval event (the broker's records): who asked, who decided, when, why."""
+    pad = " " * 14
+    event = str(rec.get("event") or "?")
+    head = (f"{_short_time(rec.get('ts'))}  #{rec.get('seq')}  [approval {_APPROVAL_EVENTS.get(event, event)}]"
+            f"  {rec.get('id', '?')}")
+    lines = []
+    if event == "requested":
+        lines.append(f"{head}  rule {rec.get('rule')}")
+        approvers = ", ".join(map(str, rec.get("approvers") or [])) or f"anyone but {rec.get('user')}"
+        wait = f"; times out {rec['expires']}" if rec.get("expires") else ""
+        if isinstance(rec.get("timeout_s"), (int, float)):
+            wait += f" ({rec['timeout_s']:g} s)"
+        lines.append(f"{pad}asked by {rec.get('user')}; approvers: {approvers}{wait}")
+        statement = str(rec.get("statement") or "").splitlines() or [""]
+        lines.append(f"{pad}statement: {statement[0]}")
+        lines += [f"{pad}           {line}" for line in statement[1:]]
+    elif event in ("approved", "denied"):
+        text = f"{head}  by {rec.get('approver')}"
+        if event == "approved" and rec.get("grant") == "window":
+            text += f" (window {rec.get('window_s', 0):g} s, until {rec.get('until')})"
+        elif event == "approved":
+            text += " (this statement once)"
+        lines.append(text + (f": {rec['reason']}" if rec.get("reason") else ""))
+    elif event == "window_used":
+        lines.append(f"{head}  granted by {rec.get('approver')} for rule {rec.get('rule')}, until {rec.get('until')}")
+    else:
+        lines.append(head + (f": {rec['reason']}" if rec.get("reason") else ""))
+    if isinstance(rec.get("waited_s"), (int, float)):
+        lines.append(f"{pad}after {rec['waited_s']:g} s")
+    for key, value in rec.items():
+        if key not in _APPROVAL_SHOWN and value is not None:
             lines.append(f"{pad}{key}: {_compact(value)}")
     return lines
 

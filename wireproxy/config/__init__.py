@@ -5,9 +5,9 @@ The rule-file loader sits here, above policy/ and masking/: it builds the rule t
 the mask specs of the other, and neither of them imports it.
 """
 
-from .settings import (DEFAULT_RULES, Address, AdminConfig, Config, HttpListener, LogConfig,
+from .settings import (DEFAULT_RULES, Address, AdminConfig, ApprovalsConfig, Config, HttpListener, LogConfig,
                        PostgresListener, TcpListener, load_config, parse_address)
 from .tomlfile import ConfigError
 
-__all__ = ["Address", "AdminConfig", "Config", "ConfigError", "DEFAULT_RULES", "HttpListener",
+__all__ = ["Address", "AdminConfig", "ApprovalsConfig", "Config", "ConfigError", "DEFAULT_RULES", "HttpListener",
            "LogConfig", "PostgresListener", "TcpListener", "load_config", "parse_address"]

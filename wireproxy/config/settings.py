@@ -7,14 +7,18 @@ with no file: Postgres on 127.0.0.1:6432 to 127.0.0.1:5432 with rules/default.to
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..approvals.model import parse_duration
+from ..pgclient import PgTarget
 from .tomlfile import Checker, TomlFile
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_RULES = PACKAGE_ROOT / "rules" / "default.toml"
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+TOKEN_FILE_NAME = "wireproxy-admin.token"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,28 @@ class LogConfig:
 @dataclass
 class AdminConfig:
     listen: Address | None = None
-    token_file: Path | None = None
+    token_file: Path | None = None      # default: beside the config file (see Config.token_file)
+    url: str | None = None              # how people reach the API (webhooks); default http://listen
+
+    @property
+    def public_url(self) -> str | None:
+        if self.url:
+            return self.url.rstrip("/")
+        return f"http://{self.listen}" if self.listen is not None else None
+
+
+@dataclass
+class ApprovalsConfig:
+    store: str = "memory"               # memory | postgres
+    dsn: str | None = None              # postgres: postgresql://user@host:port/db (no password)
+    password_env: str | None = None     # postgres: the environment variable holding the password
+    table: str = "wireproxy_approvals"
+    timeout: float = 300.0              # a request's default wait, when its rule names none
+    notice_interval: float = 10.0       # how often a held client is told it still waits
+    max_window: float = 86400.0         # the longest window grant an approver may give
+    webhook: str | None = None          # POSTed a JSON document for each new request
+    webhook_timeout: float = 5.0
+    webhook_retries: int = 3
 
 
 @dataclass
@@ -96,6 +121,7 @@ class Config:
     path: Path | None = None
     log: LogConfig = field(default_factory=LogConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     postgres: list[PostgresListener] = field(default_factory=list)
     tcp: list[TcpListener] = field(default_factory=list)
     http: list[HttpListener] = field(default_factory=list)
@@ -105,6 +131,17 @@ class Config:
     def defaults(cls) -> "Config":
         return cls(postgres=[PostgresListener(parse_address("127.0.0.1:6432"),
                                               parse_address("127.0.0.1:5432"), [DEFAULT_RULES])])
+
+    @property
+    def token_file(self) -> Path:
+        """The admin token: [admin] token_file, else beside the config file, else beside the
+        log key file, else in the working directory."""
+        if self.admin.token_file is not None:
+            return self.admin.token_file
+        for anchor in (self.path, self.log.key_file):
+            if anchor is not None:
+                return Path(anchor).resolve().parent / TOKEN_FILE_NAME
+        return Path(TOKEN_FILE_NAME).resolve()
 
     @property
     def rule_files(self) -> list[Path]:
@@ -139,8 +176,11 @@ def load_config(path: str | Path) -> Config:
     if "admin" in file.data:
         c = _table(top, "admin")
         config.admin = AdminConfig(listen=_address(c, "listen"),
-                                   token_file=_path(base, c.get("token_file", str)))
+                                   token_file=_path(base, c.get("token_file", str)),
+                                   url=_url(c, "url"))
         c.done()
+    if "approvals" in file.data:
+        config.approvals = _approvals(_table(top, "approvals"))
     for i, c in enumerate(_array(top, "postgres")):
         config.postgres.append(PostgresListener(
             listen=_address(c, "listen", required=True),
@@ -175,6 +215,46 @@ def load_config(path: str | Path) -> Config:
         c.done()
     top.done()
     return config
+
+
+def _approvals(c: Checker) -> ApprovalsConfig:
+    def duration(key: str, default: float) -> float:
+        value = c.get(key, (int, float, str), default)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise c.error(key, f"{c.name(key)}: {exc}") from None
+
+    store = c.choice("store", ("memory", "postgres"), "memory")
+    dsn = c.get("dsn", str)
+    if store == "postgres" and dsn is None:
+        raise c.error("store", 'approvals.store = "postgres" needs approvals.dsn (postgresql://user@host:port/db)')
+    if dsn is not None:
+        try:
+            PgTarget.parse(dsn)
+        except ValueError as exc:
+            raise c.error("dsn", f"approvals.dsn: {exc}") from None
+    password_env = c.get("password_env", str)
+    if password_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", password_env):
+        raise c.error("password_env", "approvals.password_env must name an environment variable")
+    table = c.get("table", str, "wireproxy_approvals")
+    if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", table):
+        raise c.error("table", "approvals.table must be a lower-case SQL identifier")
+    settings = ApprovalsConfig(
+        store=store, dsn=dsn, password_env=password_env, table=table,
+        timeout=duration("timeout", 300.0), notice_interval=duration("notice_interval", 10.0),
+        max_window=duration("max_window", 86400.0), webhook=_url(c, "webhook"),
+        webhook_timeout=duration("webhook_timeout", 5.0),
+        webhook_retries=_positive(c, "webhook_retries", 3, zero_ok=True))
+    c.done()
+    return settings
+
+
+def _url(c: Checker, key: str) -> str | None:
+    url = c.get(key, str)
+    if url is not None and not re.match(r"^https?://[^\s/?#]+", url):
+        raise c.error(key, f"{c.name(key)} must be an http:// or https:// URL")
+    return url
 
 
 def _table(top: Checker, key: str) -> Checker:
@@ -216,5 +296,5 @@ def _path(base: Path, text: str | None) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-__all__ = ["Address", "Config", "LogConfig", "PostgresListener", "TcpListener",
-           "HttpListener", "AdminConfig", "load_config", "parse_address", "DEFAULT_RULES"]
+__all__ = ["Address", "AdminConfig", "ApprovalsConfig", "Config", "LogConfig", "PostgresListener", "TcpListener",
+           "HttpListener", "load_config", "parse_address", "DEFAULT_RULES"]

@@ -19,6 +19,7 @@ from .binaries import (OsUser, PgBinaries, find_binaries, free_port, reachable_t
 
 TEST_HBA = (
     "host all md5user 127.0.0.1/32 md5\n"
+    "host all passworduser 127.0.0.1/32 password\n"
     "host all scramuser 127.0.0.1/32 scram-sha-256\n"
     "host all all 127.0.0.1/32 trust\n"
     "local all all trust\n"

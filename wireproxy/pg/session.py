@@ -1,9 +1,11 @@
 """One client connection: two pumps around a PgRelay.
 
-The client pump reads the client, feeds the relay and sends what it queued for the server; the
-server pump does the same the other way. The relay decides everything; this file only moves
-bytes, connects, and cleans up: when either side ends, the other is closed at once, and a
-client that vanishes while the server still owes it answers gets its query cancelled.
+The client pump reads the client and feeds the relay; the server pump does the same the other
+way. After each read, `_deliver` carries out what the relay left: bytes to either side (one send
+each), actions (cancel a query, hold a statement for approval) and events (logs, the session
+record). The relay decides everything; this file only moves bytes, connects, and cleans up: when
+either side ends the other is closed at once, and a client that vanishes while the server still
+owes it answers gets its query cancelled.
 """
 
 from __future__ import annotations
@@ -15,34 +17,47 @@ import trio
 from protocols.postgres import CancelRequest
 
 from ..config import PostgresListener
-from ..telemetry.logs import log
 from ..streams import BUFSIZE, OrderedWriter, connect, peer_of
+from ..telemetry.logs import log
 from .cancel import CancelRegistry, send_cancel
-from .relay import Phase, PgRelay
+from .protocol import CancelQuery, Decided, EndSession, LimitHit, Phase, Ready, Recorded, Started
+from .relay import PgRelay
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
-_CLOSED = Phase.CLOSED
+_LINGER_SECONDS = 2.0            # reading what a refused client still sends, so it reads our error
+_LINGER_BYTES = 1 << 26
 
 
 class PgSession:
-    def __init__(self, client: trio.SocketStream, listener: PostgresListener,
-                 cancels: CancelRegistry, judge_factory=None, session_log=None, mask_factory=None):
+    def __init__(self, client, listener: PostgresListener, cancels: CancelRegistry, *,
+                 judge_factory=None, mask_factory=None, session_log=None, connect_upstream=connect,
+                 cancel_upstream=send_cancel):
         self.client = client
         self.listener = listener
         self.cancels = cancels
         self.session_log = session_log
         self.recorder = None
-        self.relay = PgRelay(upstream=str(listener.upstream), judge_factory=judge_factory,
-                             max_message_size=listener.max_message_size,
-                             recording=session_log is not None, mask_factory=mask_factory)
-        self.server: trio.SocketStream | None = None
+        self.session_id: str | None = None
+        self.connect_upstream = connect_upstream      # (host, port, timeout) -> stream
+        self.cancel_upstream = cancel_upstream        # (address, CancelRequest, timeout) -> None
+        self.relay = PgRelay(
+            upstream=str(listener.upstream), judge_factory=judge_factory, mask_factory=mask_factory,
+            max_message_size=listener.max_message_size, recording=session_log is not None,
+            log_gate=self._log_failure if session_log is not None else None,
+            max_result_bytes=session_log.max_result_bytes if session_log is not None else 0)
+        self.server = None
         self.client_out = OrderedWriter(client)
+        self.server_out: OrderedWriter | None = None
         self.bytes_from_client = 0
         self.bytes_from_server = 0
         host, port = peer_of(client)
         self.peer = f"{host}:{port}"
         self.started = time.monotonic()
         self._registered_key = None
+        self._nursery: trio.Nursery | None = None
+        self.closed = False
+        self._on_event = {Started: self._started, Ready: self._ready, Decided: self._decided,
+                          LimitHit: self._limit_hit, Recorded: self._recorded}
 
     async def run(self) -> None:
         relay = self.relay
@@ -57,12 +72,13 @@ class PgSession:
                 return
             upstream = self.listener.upstream
             try:
-                self.server = await connect(upstream.host, upstream.port, self.listener.connect_timeout)
+                self.server = await self.connect_upstream(upstream.host, upstream.port,
+                                                          self.listener.connect_timeout)
             except OSError as exc:
                 relay.upstream_unreachable(exc.strerror or str(exc))
                 log("upstream.unreachable", level="warning", client=self.peer, upstream=str(upstream),
                     error=exc.strerror or str(exc))
-                await self._flush_client()
+                await self._deliver()
                 return
             self.server_out = OrderedWriter(self.server)
             async with trio.open_nursery() as nursery:
@@ -70,90 +86,141 @@ class PgSession:
                 nursery.start_soon(self._server_pump, nursery.cancel_scope)
                 await self._client_pump()
                 nursery.cancel_scope.cancel()
+            if relay.close_reason in ("client vanished mid-message", "client closed") and relay.busy:
+                with trio.CancelScope(shield=True):
+                    await self._cancel_query("client gone")
         finally:
-            await self._close()
+            await self.close()
 
     # -------------------------------------------------------------------------------- pumps --
 
     async def _startup(self) -> None:
         relay = self.relay
         while relay.phase is Phase.STARTUP:
-            data = await self._receive_client()
+            data = await self._receive(self.client)
             if not data:
                 relay.client_eof()
                 return
+            self.bytes_from_client += len(data)
             relay.client_data(data)
-            self._drain_events()
-            await self._flush_client()
+            await self._deliver()
 
     async def _client_pump(self) -> None:
         relay = self.relay
-        client = self.client
-        server_out = self.server_out
-        if relay.to_server:                    # the startup packet
-            await self._send_server(relay)
-        while relay.phase is not _CLOSED:
-            try:
-                data = await client.receive_some(BUFSIZE)
-            except _GONE:
-                data = b""
+        await self._deliver()                  # the startup packet
+        while not self.closed:
+            data = await self._receive(self.client)
             if not data:
                 relay.client_eof()
                 break
             self.bytes_from_client += len(data)
             relay.client_data(data)
-            if relay.to_server:
-                chunk = b"".join(relay.to_server)
-                relay.to_server.clear()
-                try:
-                    await server_out.send(chunk)
-                except _GONE:
-                    relay.server_eof()
-            if relay.to_client:
-                await self._flush_client()
-            if relay.events:
-                self._drain_events()
-                if self.recorder is not None and self.recorder.congested:
-                    await self.recorder.wait_room()    # the disk is behind: slow this client
-        if relay.close_reason in ("client vanished mid-message", "client closed") and relay.busy:
-            await self._cancel_running_query()
+            await self._deliver()
+            if self.recorder is not None and self.recorder.congested:
+                await self.recorder.wait_room()    # the disk is behind: slow this client
 
     async def _server_pump(self, scope: trio.CancelScope) -> None:
         relay = self.relay
-        server = self.server
         try:
-            while relay.phase is not _CLOSED:
-                try:
-                    data = await server.receive_some(BUFSIZE)
-                except _GONE:
-                    data = b""
+            while not self.closed:
+                data = await self._receive(self.server)
                 if not data:
                     relay.server_eof()
-                    await self._flush_client()
+                    await self._deliver()
                     break
                 self.bytes_from_server += len(data)
                 relay.server_data(data)
-                if relay.to_client:
-                    chunk = b"".join(relay.to_client)
-                    relay.to_client.clear()
-                    try:
-                        await self.client_out.send(chunk)
-                    except _GONE:
-                        relay.client_eof()
-                        if relay.busy:
-                            await self._cancel_running_query()
-                        break
-                if relay.to_server:            # what the relay held until the server answered
-                    await self._send_server(relay)
-                if relay.cancel_upstream:      # a result was cut: stop the query upstream
-                    relay.cancel_upstream = False
-                    self._nursery.start_soon(self._cancel_then_release)
-                if relay.events:
-                    self._drain_events()
+                await self._deliver()
         finally:
             scope.cancel()
 
+    @staticmethod
+    async def _receive(stream) -> bytes:
+        try:
+            return await stream.receive_some(BUFSIZE)
+        except _GONE:
+            return b""
+
+    async def _deliver(self) -> None:
+        """Carry out what the relay left: its bytes for each side, its actions, its events."""
+        relay = self.relay
+        if relay.to_server and self.server_out is not None:
+            chunk = b"".join(relay.to_server)
+            relay.to_server.clear()
+            try:
+                await self.server_out.send(chunk)
+            except _GONE:
+                relay.server_eof()
+        if relay.to_client:
+            chunk = b"".join(relay.to_client)
+            relay.to_client.clear()
+            try:
+                await self.client_out.send(chunk)
+            except _GONE:
+                relay.client_eof()
+        if relay.actions:
+            actions = relay.actions[:]
+            relay.actions.clear()
+            for action in actions:
+                self._act(action)
+        if relay.events:
+            events = relay.events[:]
+            relay.events.clear()
+            for event in events:
+                self._on_event[type(event)](event)
+
+    # ------------------------------------------------------------------------------ actions --
+
+    def _act(self, action) -> None:
+        if isinstance(action, EndSession):
+            self.closed = True                    # both pumps stop; run() then closes both sides
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
+        elif isinstance(action, CancelQuery):
+            self._nursery.start_soon(self._cancel_then_release, action.why)
+        else:
+            raise RuntimeError(f"no pump carries out {action!r}")
+
+    async def _cancel_then_release(self, why: str) -> None:
+        await self._cancel_query(why)
+        self.relay.cancel_sent()
+        await self._deliver()
+
+    async def _cancel_query(self, why: str) -> None:
+        key = self.relay.backend_key
+        if key is None:
+            return
+        await self.cancel_upstream(self.listener.upstream, CancelRequest(*key), timeout=2.0)
+        log("session.query_cancelled", client=self.peer, backend_pid=key[0], why=why)
+
+    # ------------------------------------------------------------------------------- events --
+
+    def _started(self, event: Started) -> None:
+        log("connection.open", client=self.peer, user=event.user, database=event.database,
+            application_name=event.application_name, listener=str(self.listener.listen),
+            upstream=str(self.listener.upstream))
+
+    def _ready(self, event: Ready) -> None:
+        if self.relay.backend_key is not None and self._registered_key is None:
+            self._registered_key = self.relay.backend_key
+            self.cancels.add(*self._registered_key, self.listener.upstream)
+
+    def _decided(self, event: Decided) -> None:
+        log("statement." + event.action, client=self.peer, user=self._user(), rule=event.rule,
+            statement=event.statement, path=event.path)
+
+    def _limit_hit(self, event: LimitHit) -> None:
+        log("statement.limit", level="warning", client=self.peer, user=self._user(), rule=event.rule,
+            why=event.why, action=event.action)
+
+    def _recorded(self, event: Recorded) -> None:
+        if self.recorder is not None:
+            self.recorder.record(event.record)
+
     # ------------------------------------------------------------------------------ helpers --
+
+    def _log_failure(self) -> str | None:
+        return self.recorder.failed if self.recorder is not None else None
 
     async def _open_record(self) -> bool:
         """Open this session's log before anything reaches the upstream; fail closed."""
@@ -164,107 +231,58 @@ class PgSession:
                 "client_addr": self.peer, "user": startup.user, "database": startup.database,
                 "application_name": startup.parameters.get("application_name", ""),
                 "upstream": str(self.listener.upstream), "protocol": "postgres"})
+            self.session_id = self.recorder.id
         except LogUnavailable as exc:
             self.relay.refuse("58030", f"wireproxy cannot record this session: {exc}", "session log unavailable")
             log("session.refused", level="error", client=self.peer, reason=str(exc))
-            await self._flush_client()
+            await self._deliver()
             return False
-        recorder = self.recorder
-        self.relay.gate = lambda: recorder.failed
-        if self.relay.masker is not None:               # bound parameters are recorded masked
-            self.relay.mask_param = self.relay.masker.mask_text
-        if self.session_log.max_result_bytes:
-            self.relay.collect_results(self.session_log.max_result_bytes)
         return True
-
-    async def _receive_client(self) -> bytes:
-        try:
-            data = await self.client.receive_some(BUFSIZE)
-        except _GONE:
-            return b""
-        self.bytes_from_client += len(data)
-        return data
-
-    async def _send_server(self, relay: PgRelay) -> None:
-        chunk = b"".join(relay.to_server)
-        relay.to_server.clear()
-        try:
-            await self.server_out.send(chunk)
-        except _GONE:
-            relay.server_eof()
-
-    async def _flush_client(self) -> None:
-        relay = self.relay
-        if not relay.to_client:
-            return
-        chunk = b"".join(relay.to_client)
-        relay.to_client.clear()
-        try:
-            await self.client_out.send(chunk)
-        except _GONE:
-            relay.client_eof()
-
-    async def _cancel_running_query(self) -> None:
-        """The client is gone but its query runs on: ask the upstream to cancel it."""
-        with trio.CancelScope(shield=True):
-            await self._cancel_query("client gone")
-
-    async def _cancel_then_release(self) -> None:
-        await self._cancel_query("result cut")
-        self.relay.cancel_sent()
-        if self.relay.to_server:
-            await self._send_server(self.relay)
-
-    async def _cancel_query(self, why: str) -> None:
-        key = self.relay.backend_key
-        if key is None:
-            return
-        await send_cancel(self.listener.upstream, CancelRequest(*key), timeout=2.0)
-        log("session.query_cancelled", client=self.peer, backend_pid=key[0], why=why)
-
-    def _drain_events(self) -> None:
-        recorder = self.recorder
-        for event in self.relay.events:
-            kind = event.get("event")
-            if kind == "limit":
-                log("statement.limit", level="warning", client=self.peer, user=self._user(),
-                    rule=event["rule"], why=event["why"], action=event["action"])
-            elif kind == "statement":
-                if recorder is not None:
-                    del event["event"]
-                    recorder.record(event)
-            elif kind == "decision":
-                log("statement." + event["action"], client=self.peer, user=self._user(),
-                    rule=event["rule"], statement=event["statement"], path=event["path"])
-            elif kind == "ready":
-                if self.relay.backend_key is not None and self._registered_key is None:
-                    self._registered_key = self.relay.backend_key
-                    self.cancels.add(*self._registered_key, self.listener.upstream)
-            elif kind == "startup":
-                log("connection.open", client=self.peer, user=event["user"], database=event["database"],
-                    application_name=event["application_name"], listener=str(self.listener.listen),
-                    upstream=str(self.listener.upstream))
-        self.relay.events.clear()
 
     def _user(self) -> str:
         return self.relay.startup.user if self.relay.startup else ""
 
-    async def _close(self) -> None:
+    async def refuse(self, sqlstate: str, message: str, reason: str) -> None:
+        """Turn the client away before anything else (too many connections, shutting down)."""
+        self.relay.refuse(sqlstate, message, reason)
+        await self._deliver()
+        await self.close()
+
+    async def close(self) -> None:
         relay = self.relay
         if self._registered_key is not None:
             self.cancels.remove(*self._registered_key, self.listener.upstream)
+            self._registered_key = None
         with trio.CancelScope(shield=True):
             if self.server is not None:
                 await trio.aclose_forcefully(self.server)
+            if relay.close_reason == "malformed client input":
+                await self._linger()
             await trio.aclose_forcefully(self.client)
         if self.recorder is not None:
             self.recorder.close({"reason": relay.close_reason or "closed",
                                  "bytes_from_client": self.bytes_from_client,
                                  "bytes_from_server": self.bytes_from_server})
+            self.recorder = None
         if relay.startup is not None:
             startup = relay.startup
-            log("connection.close", client=self.peer, session=self.recorder.id if self.recorder else None, user=startup.user, database=startup.database,
-                application_name=startup.parameters.get("application_name", ""),
+            log("connection.close", client=self.peer, session=self.session_id, user=startup.user,
+                database=startup.database, application_name=startup.parameters.get("application_name", ""),
                 bytes_from_client=self.bytes_from_client, bytes_from_server=self.bytes_from_server,
-                duration_s=round(time.monotonic() - self.started, 3),
-                reason=relay.close_reason or "closed")
+                duration_s=round(time.monotonic() - self.started, 3), reason=relay.close_reason or "closed")
+
+    async def _linger(self) -> None:
+        """A client refused mid-message may still be writing: closing now would reset the
+        connection and lose our error on its side. Say we are done, then read what it still
+        sends (bounded) until it closes."""
+        try:
+            await self.client.send_eof()
+        except (*_GONE, AttributeError, OSError):
+            return
+        seen = 0
+        with trio.move_on_after(_LINGER_SECONDS):
+            while seen < _LINGER_BYTES:
+                data = await self._receive(self.client)
+                if not data:
+                    break
+                seen += len(data)
