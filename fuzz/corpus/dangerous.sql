@@ -92,3 +92,4 @@ DELETE FROM card_secrets x WHERE NOT (id BETWEEN 10 AND 5)
 UPDATE orders x SET total = 0 WHERE NOT (x.id IS NULL)
 SELECT json_agg(x) FROM user_tokens x WHERE NOT (id IS NULL) FETCH FIRST 3 ROWS ONLY
 EXPLAIN ANALYZE SELECT purge_orders()
+DO $wp$BEGIN EXECUTE 'DO $$BEGIN RAISE NOTICE ''%'', (SELECT string_agg(secret, '','') FROM users); END$$'; END$wp$

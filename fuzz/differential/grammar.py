@@ -56,8 +56,9 @@ def predicate(draw, alias: str = "") -> str:
 def select(draw) -> str:
     t = draw(table)
     where = f" WHERE {draw(predicate())}" if draw(st.booleans()) else ""
+    # (no OFFSET: it is no bound, yet it leaves rows out, and the observer wants every row)
     limit = draw(st.sampled_from(["", "", " LIMIT 5", " LIMIT ALL", " LIMIT NULL", " FETCH FIRST 3 ROWS ONLY",
-                                  " OFFSET 2", f" LIMIT (SELECT count(*) FROM {t})"]))
+                                  f" LIMIT (SELECT count(*) FROM {t})"]))
     cols = draw(st.sampled_from(["*", "id, email" if t in SENSITIVE else "id, name", "count(*)",
                                  "json_agg(x)", "string_agg(x::text, ',')", "array_agg(x.name)" if t in PLAIN else "array_agg(x.secret)", "max(id)",
                                  "x.*, row_number() OVER ()", "to_jsonb(x)"]))

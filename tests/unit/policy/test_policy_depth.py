@@ -104,7 +104,8 @@ WHOLE_READS = [
     "WITH c AS (SELECT json_agg(x) FROM card_secrets x) SELECT * FROM c FETCH FIRST 3 ROWS ONLY",
     "SELECT * FROM users /* WHERE id = 1 */", "SELECT * FROM users WHERE id = id",
     "SELECT * FROM users WHERE name >= ''",
-    # found by the differential run
+    # found by the differential runs
+    "DO $wp$BEGIN EXECUTE 'DO $$BEGIN RAISE NOTICE ''%'', (SELECT string_agg(secret, '','') FROM users); END$$'; END$wp$",
     "WITH c AS (SELECT * FROM user_tokens x WHERE coalesce(name, '') >= '') SELECT * FROM c LIMIT NULL",
     "WITH w AS (SELECT array_agg(x.secret) FROM api_keys x WHERE id > -2147483649) SELECT * FROM w",
 ]

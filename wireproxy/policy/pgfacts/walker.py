@@ -17,6 +17,7 @@ from wireproxy.policy.pgcatalog import is_builtin_function, is_catalog_relation
 from wireproxy.policy.facttypes import catalog_tables_of
 
 _HANDLERS = {**dml.HANDLERS, **ddl.HANDLERS}
+_OWN_OUTPUT = frozenset({"DoStmt", "CreateFunctionStmt"})
 _DML_WRITES = frozenset({"insert", "update", "delete", "merge", "copy_from", "truncate"})
 _BULK_EXPORT = frozenset({"database_to_xml", "database_to_xml_and_xmlschema", "schema_to_xml",
                           "schema_to_xml_and_xmlschema", "cursor_to_xml"})
@@ -115,6 +116,9 @@ class _Extractor(PlpgsqlWalk):
         acc = _Acc(_kind_of(key, body), via)
         self.out.append(acc)
         self.depth += 1
+        quiet = self.quiet
+        if key in _OWN_OUTPUT:   # a DO block's RAISE reaches the client however the block was run
+            self.quiet = False
         try:
             handler = _HANDLERS.get(key)
             if acc.kind in _WRITE_KINDS:
@@ -126,11 +130,12 @@ class _Extractor(PlpgsqlWalk):
                 handler(self, body, acc, scope, loc, length)
             else:
                 self.walk(body, acc, scope)
-            if self.quiet and acc.kind == "select":   # e.g. EXPLAIN ANALYZE: no one sees the rows
+            if quiet and acc.kind == "select":   # e.g. EXPLAIN ANALYZE: no one sees the rows
                 acc.reads_all.clear()
                 acc.catalog_reads = [r for r in acc.catalog_reads if r[0] != "reads_all"]
         finally:
             self.depth -= 1
+            self.quiet = quiet
         return acc
 
     # -- facts ----------------------------------------------------------------------------------
