@@ -341,3 +341,20 @@ def test_a_rule_can_leave_the_extended_checks_out():
 ])
 def test_tools_traffic_passes(policy, sql):
     passes(policy, sql)
+
+
+@pytest.mark.parametrize("first,second", [
+    ("DELETE FROM t WHERE id > 5", "DELETE FROM t WHERE id > -9223372036854775809"),
+    ("DELETE FROM t WHERE name >= 'a'", "DELETE FROM t WHERE name >= ''"),
+    ("DELETE FROM t WHERE d > 'today'", "DELETE FROM t WHERE d > '-infinity'"),
+    ("DELETE FROM t WHERE id NOT BETWEEN 1 AND 5", "DELETE FROM t WHERE id NOT BETWEEN 5 AND 1"),
+    ("UPDATE t SET a = 1 WHERE k IN ('r', 'p')", "UPDATE t SET a = 1 WHERE k IN (true, false)"),
+    ("SELECT * FROM users WHERE id > 5", "SELECT * FROM users WHERE id > -9223372036854775809"),
+])
+def test_the_constants_cache_never_hides_a_value_check(first, second):
+    policy = Policy(load_rules([DEFAULT]))    # one cache: the second text normalizes like the first
+    judge = policy.session("app")
+    assert judge.query(first).action == Action.ALLOW
+    d = judge.query(second)
+    assert d.action in (Action.BLOCK, Action.APPROVE) or d.columns_needed == ("t",)   # seen, or asked
+    assert judge.query(first).action == Action.ALLOW

@@ -39,11 +39,23 @@ def shape_key(raw: str) -> str:
     return key
 
 
+# Constants a value-range or catalog check fires on: numbers past int4 or with a fraction or
+# exponent (PostgreSQL's fval), the empty string, infinity, a list of booleans. Conservative:
+# '' also matches 'it''s'.
+_SPECIAL = re.compile(r"\d{10}|\d[.eE]|\.\d|''|infinity|\bin\s*\(\s*(?:true|false)\b", re.I)
+
+
+def special_constants(sql: str) -> bool:
+    return _SPECIAL.search(sql) is not None
+
+
 def normalized_key(sql: str) -> str | None:
     """PostgreSQL's own normalization of `sql` (libpg_query, as pg_stat_statements does it):
     each literal replaced by $n, without building a tree. None when it cannot be used: the text
-    holds a `$` (a written parameter could share a form with a literal), or does not parse."""
-    if "$" in sql:
+    holds a `$` (a written parameter could share a form with a literal) or a special constant
+    (special_constants: the value-range checks see kinds the normalized form drops), or does
+    not parse."""
+    if "$" in sql or special_constants(sql):
         return None
     try:
         return "n:" + normalize(sql)

@@ -50,6 +50,15 @@ def _rv_name(rv: dict) -> str:
 # A global counter is safe even with threads: a read is never missed, at worst over-counted.
 _reads = [0]
 _kind_reads = [0]   # reads of a constant's kind only (NULL or not): the JSON shape keeps kinds
+# The text being judged holds no constant a value-range check could fire on (keys.py,
+# special_constants): those checks may then look at kinds without counting it, since every
+# text sharing its normalized form is plain too (normalized_key refuses the others).
+_plain = [False]
+
+
+def _range_kind_read() -> None:
+    if not _plain[0]:
+        _kind_reads[0] += 1
 
 
 def _const(node) -> object:

@@ -19,7 +19,7 @@ policy.truth or None when their pattern does not apply.
 from __future__ import annotations
 
 from wireproxy.policy.facttypes import WHERE_CHECKS
-from wireproxy.policy.pgfacts.nodes import _kind_reads, _reads, _strings, _unwrap
+from wireproxy.policy.pgfacts.nodes import _kind_reads, _range_kind_read, _reads, _strings, _unwrap
 from wireproxy.policy.pgfacts.consteval import _ConstEval
 from wireproxy.policy.pgfacts.nodes import _NotConst
 from wireproxy.policy.truth import FALSE, TRUE, of_value
@@ -58,7 +58,7 @@ def range_truth(truth, op: str, left, right) -> int | None:
         if type(const) is not dict or "A_Const" not in const:
             continue
         value = const["A_Const"]
-        _kind_reads[0] += 1   # which kind of constant: a normalized text ($n) does not keep it
+        _range_kind_read()   # which kind of constant: a normalized text ($n) does not keep it
         if not truth.depends_on_row(col):   # any expression of the row: coalesce(name, '') >= ''
             continue
         if _non_negative_call(truth, col):
@@ -272,7 +272,7 @@ def catalog_atom(truth, key: str, b: dict) -> tuple | None:
             values = set()
             for item in items:
                 c = (item or {}).get("A_Const") if type(item) is dict else None
-                _kind_reads[0] += 1
+                _range_kind_read()   # plain texts hold no `IN (true` (keys.special_constants)
                 if c is None or "boolval" not in c:
                     return None
                 _reads[0] += 1
@@ -286,7 +286,7 @@ def catalog_atom(truth, key: str, b: dict) -> tuple | None:
         value = const.get("A_Const") if type(const) is dict else None
         if column is None or value is None:
             continue
-        _kind_reads[0] += 1
+        _range_kind_read()
         if "fval" not in value:   # int4 constants (ival) never pass the int4 range
             return None
         _reads[0] += 1

@@ -10,8 +10,9 @@ from wireproxy.policy.pgfacts.acc import (
     _LEAVES, _NOT_NESTED, _ROLESPEC, _TABLE_XML, _TARGET_FIELDS, _WRITE_KINDS, MAX_NESTING, _Acc, _kind_of)
 from wireproxy.policy.pgfacts.consteval import _const_string, _is_bool_const
 from wireproxy.policy.pgfacts.nodes import (
-    _kind_reads, _parse_qualified, _reads, _rv_name, _strings, _unwrap, parse_pg)
+    _kind_reads, _parse_qualified, _plain, _reads, _rv_name, _strings, _unwrap, parse_pg)
 from wireproxy.policy.pgfacts.bounds import full_reads, record_reads
+from wireproxy.policy.pgfacts.keys import special_constants
 from wireproxy.policy.pgfacts.plpgsql import PlpgsqlWalk
 from wireproxy.policy.pgcatalog import is_builtin_function, is_catalog_relation
 from wireproxy.policy.facttypes import catalog_tables_of
@@ -32,6 +33,7 @@ def extract_pg(sql: str, raw: str | None = None) -> tuple[QueryFacts, bool]:
     if raw is None:
         raw = parse_pg(sql)
     out: list[_Acc] = []
+    _plain[0] = not special_constants(sql)
     before, kinds_before = _reads[0], _kind_reads[0]
     _Extractor(sql, out, 0, frozenset()).run(None, "", fold_select=False, raw=raw)
     shareable = _reads[0] == before
