@@ -49,7 +49,7 @@ def extract(sql: str, dialect: str | None = "postgres", shapes=None) -> QueryFac
             normalized = pg.normalized_key(sql)
             if normalized is not None:
                 facts = shapes.get(normalized)
-                if facts is not None:
+                if facts is not None and not (facts.range_sensitive and pg.special_constants(sql)):
                     return facts
             raw = pg.parse_pg(sql)
             key = pg.shape_key(raw)

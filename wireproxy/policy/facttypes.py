@@ -138,6 +138,8 @@ class QueryFacts:
     routines: tuple[str, ...] = ()           # functions called that PostgreSQL does not ship
     catalog_tables: tuple[str, ...] = ()     # tables whose columns would decide a WHERE
     quiet_routines: tuple[str, ...] = ()     # routines called only where their rows go nowhere
+    range_sensitive: bool = False            # (cache) valid under its normalized form for texts
+                                             # without special constants only (pgfacts/keys.py)
 
     def to_list(self) -> list[dict]:
         return [s.to_dict() for s in self.statements]

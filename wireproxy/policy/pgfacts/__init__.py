@@ -29,10 +29,10 @@ dml and ddl (one handler per statement type), plpgsql (PL/pgSQL bodies), keys (c
 """
 
 from wireproxy.policy.pgfacts.acc import _KIND, MAX_NESTING  # noqa: F401 (_KIND: the fuzz tests)
-from wireproxy.policy.pgfacts.keys import normalized_key, normalized_shareable, shape_key
+from wireproxy.policy.pgfacts.keys import normalized_key, normalized_shareable, shape_key, special_constants
 from wireproxy.policy.pgfacts.nodes import parse_pg
 from wireproxy.policy.pgfacts.walker import _Extractor, extract_pg  # noqa: F401 (fault injection)
 from wireproxy.policy.pgfacts.where import _Truth  # noqa: F401 (fault injection in the fuzz tests)
 
 __all__ = ["MAX_NESTING", "extract_pg", "normalized_key", "normalized_shareable", "parse_pg",
-           "shape_key"]
+           "shape_key", "special_constants"]

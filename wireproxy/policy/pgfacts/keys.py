@@ -42,20 +42,24 @@ def shape_key(raw: str) -> str:
 # Constants a value-range or catalog check fires on: numbers past int4 or with a fraction or
 # exponent (PostgreSQL's fval), the empty string, infinity, a list of booleans. Conservative:
 # '' also matches 'it''s'.
-_SPECIAL = re.compile(r"\d{10}|\d[.eE]|\.\d|''|infinity|\bin\s*\(\s*(?:true|false)\b", re.I)
+_SPECIAL_NUMBER = re.compile(r"[0-9](?:[0-9]{9}|[.eE])|\.[0-9]")
+_BOOLEAN_LIST = re.compile(r"\bin\s*\(\s*(?:true|false)\b")
 
 
 def special_constants(sql: str) -> bool:
-    return _SPECIAL.search(sql) is not None
+    if "''" in sql or _SPECIAL_NUMBER.search(sql) is not None:
+        return True
+    low = sql.lower()
+    return "infinity" in low or (("true" in low or "false" in low) and _BOOLEAN_LIST.search(low) is not None)
 
 
 def normalized_key(sql: str) -> str | None:
     """PostgreSQL's own normalization of `sql` (libpg_query, as pg_stat_statements does it):
     each literal replaced by $n, without building a tree. None when it cannot be used: the text
-    holds a `$` (a written parameter could share a form with a literal) or a special constant
-    (special_constants: the value-range checks see kinds the normalized form drops), or does
-    not parse."""
-    if "$" in sql or special_constants(sql):
+    holds a `$` (a written parameter could share a form with a literal), or does not parse.
+    (Facts that are `range_sensitive` are used under it only for texts without special
+    constants: facts.extract checks.)"""
+    if "$" in sql:
         return None
     try:
         return "n:" + normalize(sql)

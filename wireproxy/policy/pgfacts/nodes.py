@@ -51,13 +51,17 @@ def _rv_name(rv: dict) -> str:
 _reads = [0]
 _kind_reads = [0]   # reads of a constant's kind only (NULL or not): the JSON shape keeps kinds
 # The text being judged holds no constant a value-range check could fire on (keys.py,
-# special_constants): those checks may then look at kinds without counting it, since every
-# text sharing its normalized form is plain too (normalized_key refuses the others).
+# special_constants): those checks may then look at kinds without counting it; the facts are
+# marked range_sensitive, and a text of the same normalized form gets them only when it is
+# plain too (facts.extract).
 _plain = [False]
+_range_skips = [0]
 
 
 def _range_kind_read() -> None:
-    if not _plain[0]:
+    if _plain[0]:
+        _range_skips[0] += 1
+    else:
         _kind_reads[0] += 1
 
 

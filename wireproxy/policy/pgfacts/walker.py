@@ -10,7 +10,7 @@ from wireproxy.policy.pgfacts.acc import (
     _LEAVES, _NOT_NESTED, _ROLESPEC, _TABLE_XML, _TARGET_FIELDS, _WRITE_KINDS, MAX_NESTING, _Acc, _kind_of)
 from wireproxy.policy.pgfacts.consteval import _const_string, _is_bool_const
 from wireproxy.policy.pgfacts.nodes import (
-    _kind_reads, _parse_qualified, _plain, _reads, _rv_name, _strings, _unwrap, parse_pg)
+    _kind_reads, _parse_qualified, _plain, _range_skips, _reads, _rv_name, _strings, _unwrap, parse_pg)
 from wireproxy.policy.pgfacts.bounds import full_reads, record_reads
 from wireproxy.policy.pgfacts.keys import special_constants
 from wireproxy.policy.pgfacts.plpgsql import PlpgsqlWalk
@@ -34,7 +34,7 @@ def extract_pg(sql: str, raw: str | None = None) -> tuple[QueryFacts, bool]:
         raw = parse_pg(sql)
     out: list[_Acc] = []
     _plain[0] = not special_constants(sql)
-    before, kinds_before = _reads[0], _kind_reads[0]
+    before, kinds_before, skips_before = _reads[0], _kind_reads[0], _range_skips[0]
     _Extractor(sql, out, 0, frozenset()).run(None, "", fold_select=False, raw=raw)
     shareable = _reads[0] == before
     kind_free = shareable and _kind_reads[0] == kinds_before
@@ -47,7 +47,8 @@ def extract_pg(sql: str, raw: str | None = None) -> tuple[QueryFacts, bool]:
     quiet = tuple(sorted({f for a in out for f in a.quiet_calls if f not in loud and f in routines}))
     stateful = any(s.kind in ("prepare", "execute") or "deallocate" in s.flags for s in statements)
     catalog = catalog_tables_of(statements)
-    return QueryFacts(statements, stateful, "postgres", kind_free, routines, catalog, quiet), shareable
+    sensitive = _range_skips[0] != skips_before
+    return QueryFacts(statements, stateful, "postgres", kind_free, routines, catalog, quiet, sensitive), shareable
 
 
 
