@@ -20,12 +20,14 @@ import trio
 from .admin import AdminApi, ensure_token, serve_admin
 from .approvals import Broker, MemoryStore
 from .config import Config, ConfigError, PostgresListener, TcpListener
+from .config.locations import key_file_for, mask_key_file_for, reading_command
 from .telemetry import metrics
 from .telemetry.logs import log
 from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
 from .config.rulebook import RuleBooks
 from .tcp import handle_tcp
+from .upstreams import UpstreamHealth
 
 
 class Server:
@@ -38,6 +40,8 @@ class Server:
             self.rulebooks.for_files(listener.rules)
         self.rules_poll_interval = rules_poll_interval
         self.broker = build_broker(config)
+        self.upstreams = UpstreamHealth([("postgres", listener.upstream) for listener in config.postgres]
+                                        + [("tcp", listener.upstream) for listener in config.tcp])
         self.admin_token = admin_token(config) if config.admin.listen is not None else None
         metrics.POLICY_CACHE_HITS.collect_from(lambda: self._cache_stat("hits"))
         metrics.POLICY_CACHE_MISSES.collect_from(lambda: self._cache_stat("misses"))
@@ -57,10 +61,12 @@ class Server:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         # Services outlive the sessions: held statements can still be approved while they drain.
+        announce_recording(self.config.log)
         async with trio.open_nursery() as services:
             if self.session_log is not None:
                 await services.start(self.session_log.run)
             await services.start(self.broker.run)
+            services.start_soon(self.upstreams.probe)         # warns, never holds serve back
             if self.admin_token is not None:
                 await self._serve_admin(services)
             await self._serve(task_status)
@@ -77,7 +83,8 @@ class Server:
                 log("admin.not_loopback", level="warning", address=f"{host}:{port}",
                     note="the admin API speaks plain HTTP: its bearer token crosses the network in clear; "
                          "listen on loopback, or put a TLS proxy in front")
-        await services.start(serve_admin, sockets, AdminApi(self.broker, self.admin_token))
+        await services.start(serve_admin, sockets, AdminApi(self.broker, self.admin_token,
+                                                            upstreams=self.upstreams.current))
 
     def _cache_stat(self, key: str) -> int:
         return sum(book.policy.cache_stats()[key] for book in self.rulebooks.books.values())
@@ -218,10 +225,9 @@ def admin_token(config: Config) -> str:
 def mask_hash_key(settings) -> bytes:
     """Key of the masking hash style: a secret file beside the log key (created 0600), so a
     masked value hashes the same across restarts; without one, a key for this process only."""
-    if settings.key_file is None and settings.dir is None:
+    path = mask_key_file_for(settings)
+    if path is None:
         return b""       # RuleBook draws a key for this process if a rule uses the hash style
-    key_file = settings.key_file or settings.dir.parent / "wireproxy.key"
-    path = key_file.with_name(key_file.name + ".mask")
     if not path.exists():
         # Written whole under a temporary name, then linked into place: two proxies starting
         # together agree on one key, and nobody ever reads a half-written one.
@@ -249,7 +255,7 @@ def open_session_log(settings):
     if settings.dir is None:
         return None
     from .sessionlog import SessionLog, ensure_keys, first_run_notice
-    key_file = settings.key_file or settings.dir.parent / "wireproxy.key"
+    key_file = key_file_for(settings)
     public, created = ensure_keys(key_file)
     if created:
         log("keys.created", level="warning", public_key=str(public), private_key=str(key_file),
@@ -258,6 +264,17 @@ def open_session_log(settings):
     return SessionLog(settings.dir, key_file, fail_open=settings.fail_open,
                       max_result_bytes=settings.max_result_bytes,
                       retention_max_age=retention_age, retention_max_bytes=settings.retention_max_bytes)
+
+
+def announce_recording(settings) -> None:
+    """Where sessions are recorded and how to read them back, by the one rule (config.locations)."""
+    if settings.dir is None:
+        log("recording.off", note="no --log-dir and no [log] dir: sessions are not recorded")
+        return
+    from .sessionlog import public_key_path
+    key_file = key_file_for(settings)
+    log("recording", log_dir=str(settings.dir.resolve()), public_key=str(public_key_path(key_file)),
+        private_key=str(key_file), read_with=reading_command(settings))
 
 
 def _crashed(exc: BaseException) -> None:

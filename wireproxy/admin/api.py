@@ -1,6 +1,6 @@
 """The admin API's routes: approvals, health and metrics, behind a bearer token.
 
-    GET  /healthz                      no token: {"status": "ok", ...}
+    GET  /healthz                      no token: {"status": "ok" | "degraded", "upstreams": {...}, ...}
     GET  /metrics                      Prometheus text
     GET  /approvals[?state=all]        {"approvals": [...]}: pending ones, or the latest of all
     GET  /approvals/ID                 one approval
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ..approvals import ApprovalError, Broker
 from ..telemetry import metrics
@@ -34,10 +34,12 @@ _FIELDS = {"approve": {"approver", "reason", "window"}, "deny": {"approver", "re
 
 class AdminApi:
     def __init__(self, broker: Broker, token: str, *,
-                 render_metrics: Callable[[], str] = metrics.REGISTRY.render):
+                 render_metrics: Callable[[], str] = metrics.REGISTRY.render,
+                 upstreams: Callable[[], Awaitable[dict[str, str]]] | None = None):
         self.broker = broker
         self._token = token
         self.render_metrics = render_metrics
+        self.upstreams = upstreams      # -> {"127.0.0.1:5432": "reachable" | "unreachable"}
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -58,9 +60,7 @@ class AdminApi:
         if request.path == "/healthz":
             if request.method != "GET":
                 return _not_allowed("GET")
-            store = self.broker.store
-            return json_response(200, {"status": "ok", "approvals_store": store.name,
-                                       "approvals_store_connected": store.connected})
+            return json_response(200, await _health_of(self))
         if not self._authorized(request):
             return error_response(401, "unauthorized", "a valid bearer token is needed",
                                   [("WWW-Authenticate", 'Bearer realm="wireproxy"')])
@@ -109,6 +109,15 @@ def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
     if unknown:
         raise ApprovalError(f"unknown field {unknown[0]!r} (expected {', '.join(sorted(allowed))})")
     return body
+
+
+async def _health_of(api: "AdminApi") -> dict[str, Any]:
+    store = api.broker.store
+    upstreams = await api.upstreams() if api.upstreams is not None else {}
+    healthy = store.connected and all(state == "reachable" for state in upstreams.values())
+    # 200 either way: a probe that restarts the proxy would not bring an upstream back.
+    return {"status": "ok" if healthy else "degraded", "upstreams": upstreams,
+            "approvals_store": store.name, "approvals_store_connected": store.connected}
 
 
 def _not_allowed(allow: str) -> Response:

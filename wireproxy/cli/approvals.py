@@ -6,7 +6,8 @@
     wireproxy approvals deny ID [--reason R] [--as NAME]
 
 Where the API listens and where its token is come from --config (its [admin] listen and
-token_file, the token defaulting to beside the config file), or --admin and --token-file. The
+token_file, the token defaulting to beside the config file), or --admin and --token-file, or
+--log-dir (serve without a config puts the token beside the log key: config.locations). The
 approver is --as, else $WIREPROXY_APPROVER, else the login name. Exit status: 0 done, 1 the API
 refused (unknown id, already decided, not allowed, bad window), 2 a usage, config, token or
 connection problem. Statements are shown with control characters escaped: a statement is
@@ -28,8 +29,10 @@ from typing import Any, TextIO
 
 from ..approvals.model import format_duration
 from ..config import Config, load_config
+from ..config.locations import with_flags
 from ..admin.token import read_token
 from .errors import UsageError
+from .text import inert as safe
 
 DEFAULT_ADMIN = "http://127.0.0.1:6480"
 TIMEOUT = 15.0
@@ -39,7 +42,10 @@ def add_parsers(commands) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="wireproxy.toml: where the admin API listens, its token")
     common.add_argument("--admin", metavar="HOST:PORT", help=f"the admin API (default from --config, else {DEFAULT_ADMIN})")
-    common.add_argument("--token-file", type=Path, help="the admin token (default from --config)")
+    common.add_argument("--token-file", type=Path,
+                        help="the admin token (default [admin] token_file, else beside the config file, "
+                             "else beside the log key, as serve puts it, else ./wireproxy-admin.token)")
+    common.add_argument("--log-dir", type=Path, help="the session log dir serve was given: the token is beside its key")
 
     approvals = commands.add_parser("approvals", help="see and decide statements held for approval")
     sub = approvals.add_subparsers(dest="approvals_command", metavar="COMMAND", required=True)
@@ -81,6 +87,7 @@ def _client(args) -> tuple[str, str]:
         base = f"http://{_reachable(str(config.admin.listen))}"
     else:
         base = config.admin.url or DEFAULT_ADMIN
+    config.log = with_flags(config.log, args.log_dir)
     token_file = args.token_file or config.token_file
     return base.rstrip("/"), read_token(token_file)
 
@@ -213,14 +220,6 @@ def write_approval(item: dict[str, Any], out: TextIO) -> None:
     else:
         out.write(f"  approve: wireproxy approvals approve {item['id']} [--window 15m] [--reason R]\n"
                   f"  deny:    wireproxy approvals deny {item['id']} [--reason R]\n")
-
-
-def safe(value: Any) -> str:
-    """Text from others, made inert for a terminal: control characters as escapes."""
-    text = "" if value is None else str(value)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _one_line(text: str, width: int) -> str:

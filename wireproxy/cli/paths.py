@@ -1,5 +1,6 @@
-"""Where the session logs and their key are, for every command that reads them: the flags, else
-the config's [log], else the defaults; and the wrapper that turns a user's mistake into one line."""
+"""Where the session logs and their key are, for every command that reads them (the rule is
+config.locations', the one serve writes by); and the wrapper that turns a user's mistake into one
+line."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import Callable, TextIO
 
-from ..config.tomlfile import ConfigError, TomlFile
+from ..config import ConfigError, LogConfig, load_config
+from ..config.locations import DEFAULT_LOG_DIR, KEY_FILE_NAME, reading_paths, with_flags
 from ..sessionlog import SessionLogError
 
-DEFAULT_LOG_DIR = "wireproxy-sessions"
-DEFAULT_KEY_FILE = "wireproxy.key"
+__all__ = ["DEFAULT_LOG_DIR", "KEY_FILE_NAME", "command", "log_settings", "resolve_paths"]
 
 
 def command(func: Callable[[argparse.Namespace, TextIO], int]) -> Callable[[argparse.Namespace], int]:
@@ -36,26 +37,13 @@ def command(func: Callable[[argparse.Namespace, TextIO], int]) -> Callable[[argp
 
 
 def resolve_paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    """(log dir, key file) from the flags, else the config's [log], else the defaults."""
-    log_dir = key_file = None
-    if getattr(args, "config", None):
-        log_dir, key_file = _from_config(Path(args.config))
-    if getattr(args, "log_dir", None):
-        log_dir = Path(args.log_dir)
-    if getattr(args, "key_file", None):
-        key_file = Path(args.key_file)
-    return log_dir or Path(DEFAULT_LOG_DIR), key_file or Path(DEFAULT_KEY_FILE)
+    """(log dir, key file) by the rule serve writes them by (config.locations): the flags, else
+    the config's [log], else the defaults, the key beside the log dir."""
+    return reading_paths(log_settings(args))
 
 
-def _from_config(path: Path) -> tuple[Path | None, Path | None]:
-    config = TomlFile.load(path)
-    table = config.data.get("log", {})
-    if not isinstance(table, dict):
-        raise ConfigError(path, config.line_of("log"), "log must be a table ([log])")
-    found: list[Path | None] = []
-    for key in ("dir", "key_file"):
-        value = table.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(path, config.line_of("log", key), f"log.{key} must be a string")
-        found.append(path.parent / value if value else None)
-    return found[0], found[1]
+def log_settings(args: argparse.Namespace) -> LogConfig:
+    """The config's [log] (with --config), with --log-dir and --key-file put over it."""
+    config = getattr(args, "config", None)
+    log = load_config(Path(config)).log if config else LogConfig()
+    return with_flags(log, getattr(args, "log_dir", None), getattr(args, "key_file", None))

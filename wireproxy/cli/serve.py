@@ -5,24 +5,51 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import Config, load_config, parse_address
+from ..config import Config, PostgresListener, load_config, parse_address
+from ..config.locations import KEY_FILE_NAME, with_flags
+from ..config.packs import RULES_DIR
 from .errors import UsageError
 
 
 def add_parsers(commands) -> None:
-    serve = commands.add_parser("serve", help="run the proxy")
-    add_serve_flags(serve)
+    defaults = Config.defaults().postgres[0]
+    serve = commands.add_parser(
+        "serve", help="run the proxy", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Run the proxy. With no --config it runs on built-in defaults: PostgreSQL clients on\n"
+                    f"{defaults.listen}, the server at {defaults.upstream}, statements judged by the shipped\n"
+                    f"{_shown(defaults.rules[0])} (blocks DROP, TRUNCATE, unbounded UPDATE/DELETE, COPY out, server\n"
+                    f"files and programs; masks nothing: add rules/pii.toml for that), no recording, no\n"
+                    f"admin API. Flags override the config file.",
+        epilog="With no rule files at all (a [[postgres]] in --config without `rules`) statements pass\n"
+               "unjudged and results unmasked: serve warns (rules.none) and proxies faithfully. An empty\n"
+               "rule file judges nothing either, but still blocks SQL the parser rejects.\n"
+               f"Logs and keys: --log-dir D records sessions into D and creates the key pair beside D\n"
+               f"({KEY_FILE_NAME}, .pub); `wireproxy sessions list --log-dir D` finds both.\n"
+               f"Shipped rule packs (default, pii, agents, demo, examples/): {RULES_DIR}")
+    add_serve_flags(serve, defaults)
     serve.set_defaults(run=run_serve)
 
 
-def add_serve_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="wireproxy.toml (default: built-in defaults)")
-    parser.add_argument("--listen", help="HOST:PORT for the Postgres listener")
-    parser.add_argument("--upstream", help="HOST:PORT of the PostgreSQL server")
-    parser.add_argument("--rules", action="append", type=Path, help="rule file (repeatable)")
-    parser.add_argument("--log-dir", type=Path, help="directory of encrypted session logs")
-    parser.add_argument("--key-file", type=Path, help="session log key file")
-    parser.add_argument("--admin", help="HOST:PORT of the admin API")
+def add_serve_flags(parser: argparse.ArgumentParser, defaults: PostgresListener | None = None) -> None:
+    defaults = defaults or Config.defaults().postgres[0]
+    parser.add_argument("--config", type=Path, metavar="FILE", help="wireproxy.toml (default: built-in defaults)")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help=f"where PostgreSQL clients connect (default {defaults.listen})")
+    parser.add_argument("--upstream", metavar="HOST:PORT",
+                        help=f"the PostgreSQL server (default {defaults.upstream})")
+    parser.add_argument("--rules", action="append", type=Path, metavar="FILE",
+                        help=f"rule file, repeatable, in order (default {_shown(defaults.rules[0])})")
+    parser.add_argument("--log-dir", type=Path, metavar="DIR",
+                        help="record every session here, encrypted (default: [log] dir, else no recording)")
+    parser.add_argument("--key-file", type=Path, metavar="FILE",
+                        help=f"the log key (default: [log] key_file, else {KEY_FILE_NAME} beside --log-dir)")
+    parser.add_argument("--admin", metavar="HOST:PORT",
+                        help="serve the admin API (approvals, /healthz, /metrics) here (default: [admin] listen, else off)")
+
+
+def _shown(path: Path) -> str:
+    """A shipped pack as the help names it: rules/default.toml, wherever it is installed."""
+    return f"rules/{path.name}"
 
 
 def config_from_args(args) -> Config:
@@ -43,10 +70,7 @@ def config_from_args(args) -> Config:
         if args.rules is not None:
             for listener in config.postgres:
                 listener.rules = [p.resolve() for p in args.rules]
-    if args.log_dir:
-        config.log.dir = args.log_dir.resolve()
-    if args.key_file:
-        config.log.key_file = args.key_file.resolve()
+    config.log = with_flags(config.log, args.log_dir, args.key_file)
     if args.admin:
         try:
             config.admin.listen = parse_address(args.admin)

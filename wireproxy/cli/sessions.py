@@ -27,7 +27,8 @@ from typing import Any, TextIO
 from ..sessionlog import (INTACT, OPEN, TAMPERED, TRUNCATED, UNREADABLE, Keyring, SessionLogError,
                          SessionLogRead, find_session, list_sessions, log_files, read_session, worst_exit_code)
 from . import keys
-from .paths import DEFAULT_KEY_FILE, DEFAULT_LOG_DIR, command as _command, resolve_paths
+from .paths import DEFAULT_LOG_DIR, KEY_FILE_NAME, command as _command, resolve_paths
+from .text import inert
 from .transcript import parse_ts as _parse_ts, started_at, write_transcript
 
 
@@ -39,10 +40,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register `sessions` (and `keys`) on the top-level subparsers; each leaf sets `func`."""
     paths = argparse.ArgumentParser(add_help=False)
     paths.add_argument("--config", metavar="FILE", help="wireproxy.toml: take [log] dir and key_file from it")
-    paths.add_argument("--log-dir", metavar="DIR", help=f"session log directory (default {DEFAULT_LOG_DIR})")
+    paths.add_argument("--log-dir", metavar="DIR",
+                       help=f"session log directory, as given to serve (default [log] dir, else ./{DEFAULT_LOG_DIR})")
     paths.add_argument("--key-file", metavar="FILE",
-                       help=f"private key that reads the logs (default {DEFAULT_KEY_FILE})")
-    since_help = "only from this time on: 2025-11-25, 2025-11-25T10:00 (UTC unless it has an offset), or 30m, 2h, 7d ago"
+                       help=f"private key that reads the logs (default [log] key_file, else {KEY_FILE_NAME} "
+                            f"beside the log directory, where serve creates it)")
+    since_help = "2025-11-25, 2025-11-25T10:00 (UTC unless it has an offset), or an age: 30m, 2h, 7d"
 
     sessions = subparsers.add_parser("sessions", help="list, show, verify and export recorded sessions",
                                      description="Read the encrypted session logs (needs the private key).")
@@ -50,7 +53,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("list", parents=[paths], help="one line per session")
     p.add_argument("--user", help="only this database user's sessions")
-    p.add_argument("--since", metavar="T", help=since_help)
+    p.add_argument("--since", metavar="T", help="only sessions started at or after T: " + since_help)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=run_sessions_list)
 
@@ -133,18 +136,29 @@ def run_sessions_list(args: argparse.Namespace, out: TextIO) -> int:
         rows = [("ID", "STARTED", "USER", "DATABASE", "CLIENT", "STATEMENTS", "STATE")]
         for read in reads:
             h = read.header or {}
-            rows.append((read.session_id, started_at(read).replace("T", " "), str(h.get("user", "?")),
-                         str(h.get("database", "?")), str(h.get("client_addr", "")), str(read.count),
-                         _state(read)))
+            rows.append(tuple(inert(v) for v in (
+                read.session_id, started_at(read).replace("T", " "), h.get("user", "?"),
+                h.get("database", "?"), h.get("client_addr", ""), read.count, _state(read))))
         if len(rows) > 1:
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
             for row in rows:
-                out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+                out.write(inert("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()) + "\n")
         else:
-            print(f"no sessions in {log_dir}" + (" matching" if since or args.user else ""), file=sys.stderr)
+            print(f"no sessions in {log_dir}{_filters(args, since)}", file=sys.stderr)
     if unreadable and len(unreadable) == len(reads):
         return 2
     return 0
+
+
+def _filters(args: argparse.Namespace, since: _dt.datetime | None) -> str:
+    """' matching --user bob --since 2h (started at or after 2025-11-25 08:00:00Z)', or ''."""
+    shown = []
+    if args.user is not None:
+        shown.append(f"--user {args.user}")
+    if since is not None:
+        shown.append(f"--since {args.since} (started at or after "
+                     f"{since.astimezone(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M:%S')}Z)")
+    return " matching " + " ".join(shown) if shown else ""
 
 
 def _list_item(read: SessionLogRead) -> dict[str, Any]:
@@ -200,7 +214,7 @@ def run_sessions_verify(args: argparse.Namespace, out: TextIO) -> int:
                                   "bad_record": read.bad_record, "problem": read.problem,
                                   "exit_code": read.exit_code}) + "\n")
         else:
-            out.write(f"{read.session_id}  {read.describe()}\n")
+            out.write(inert(f"{read.session_id}  {read.describe()}") + "\n")
     if len(reads) > 1 and not args.json:
         counts: dict[str, int] = {}
         for read in reads:
@@ -252,12 +266,13 @@ def _files_touched_since(log_dir: Path, since: _dt.datetime | None) -> list[Path
 
 
 def export_events(read: SessionLogRead, since: _dt.datetime | None = None) -> list[dict[str, Any]]:
-    """A session as flat events: session_start, one per record, session_end. Each carries the
-    session's id, user, database, client and the log's integrity status."""
+    """A session as flat events: session_start, one per record, session_end, each with the
+    session's id, user, database and client. Every record exported is one the hash chain proves
+    as written; a log that is not intact adds ONE `integrity` event for the session (what is
+    wrong, the first bad record), whatever --since says, rather than a flag on every line."""
     h = read.header or {}
     base: dict[str, Any] = {"session_id": read.session_id}
     base.update({k: h.get(k) for k in _SESSION_FIELDS})
-    base["integrity"] = read.status
 
     def after(ts: Any) -> bool:
         when = _parse_ts(ts)
@@ -279,7 +294,12 @@ def export_events(read: SessionLogRead, since: _dt.datetime | None = None) -> li
         if after(rec.get("ts")):
             events.append(event(str(rec.get("type") or "statement"), rec))
     if read.end is not None and after(read.end.get("ts")):
-        events.append(event("session_end", {k: v for k, v in read.end.items() if k != "chain"}))
+        end = {k: v for k, v in read.end.items() if k != "chain"}
+        end["integrity"] = read.status
+        events.append(event("session_end", end))
+    if read.status in (TAMPERED, TRUNCATED):
+        events.append(event("integrity", {"integrity": read.status, "problem": read.problem,
+                                          "bad_record": read.bad_record, "records_intact": read.count}))
     return events
 
 

@@ -1,12 +1,22 @@
-"""A recorded session as text: the transcript `wireproxy sessions show` prints."""
+"""A recorded session as text: the transcript `wireproxy sessions show` prints.
+
+Everything in a record but its numbers came from a client (SQL, parameters, user and
+application names, error texts); each line is escaped on its way out (text.inert), so a
+statement cannot drive the reader's terminal.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from typing import Any, TextIO
 
 from ..sessionlog import SessionLogRead
+from .text import inert
+
+_LINE_BREAK = re.compile(r"\r?\n")
+_CUT = re.compile(r"^result cut by wireproxy rule ([^:]+):")
 
 
 def parse_ts(value: Any) -> _dt.datetime | None:
@@ -32,36 +42,43 @@ def _short_time(ts: Any) -> str:
 
 
 def write_transcript(read: SessionLogRead, out: TextIO) -> None:
+    for line in transcript_lines(read):
+        out.write(inert(line, keep="\t") + "\n")
+
+
+def transcript_lines(read: SessionLogRead) -> list[str]:
+    lines: list[str] = []
+    write = lines.append
     h = dict(read.header or {})
-    out.write(f"session {read.session_id}\n")
+    write(f"session {read.session_id}")
     facts = [("user", h.pop("user", None)), ("database", h.pop("database", None)),
              ("client", h.pop("client_addr", None)), ("application", h.pop("application_name", None)),
              ("upstream", h.pop("upstream", None))]
-    out.write("  " + "  ".join(f"{k} {v}" for k, v in facts if v not in (None, "")) + "\n")
+    write("  " + "  ".join(f"{k} {v}" for k, v in facts if v not in (None, "")))
     started = h.pop("started", None) or started_at(read)
     version, kid = h.pop("proxy_version", None), h.pop("key_id", None)
-    out.write(f"  started {started}  proxy {version}  key {kid}\n")
+    write(f"  started {started}  proxy {version}  key {kid}")
     for key in ("session", "seq", "format"):
         h.pop(key, None)
     for key, value in h.items():
-        out.write(f"  {key}: {_compact(value)}\n")
+        write(f"  {key}: {_compact(value)}")
     day = (started or "")[:10]
     for rec in read.records:
         ts = rec.get("ts") or ""
         if ts[:10] and ts[:10] != day:
             day = ts[:10]
-            out.write(f"-- {day}\n")
-        for line in describe_record(rec):
-            out.write(line + "\n")
+            write(f"-- {day}")
+        lines += describe_record(rec)
     if read.end is not None:
         end = read.end
         line = f"{_short_time(end.get('ts'))}  end ({end.get('reason', 'closed')}): {end.get('records')} records"
         if end.get("results_truncated"):
             line += ", result rows cut at the byte cap"
-        out.write(line + "\n")
+        write(line)
         if end.get("summary"):
-            out.write(f"{'':14}summary: {_compact(end['summary'])}\n")
-    out.write(f"log {read.describe()}\n")
+            write(f"{'':14}summary: {_compact(end['summary'])}")
+    write(f"log {read.describe()}")
+    return lines
 
 
 _SHOWN = {"seq", "ts", "type", "sql", "statement", "protocol", "params", "decision", "rules", "rule",
@@ -82,6 +99,7 @@ def describe_record(rec: dict[str, Any]) -> list[str]:
     verdict = str(decision or rec.get("type") or "")
     if rules:
         verdict += " " + ",".join(map(str, rules))
+    verdict = _stopped_by_proxy(rec) or verdict
     text = rec.get("sql") or rec.get("statement")
     if text is None and rec.get("method"):
         text = f"{rec.get('method')} {rec.get('url', '')}"
@@ -90,7 +108,7 @@ def describe_record(rec: dict[str, Any]) -> list[str]:
         head += f"  [{verdict}]"
     if rec.get("protocol"):
         head += f"  {rec['protocol']}"
-    statement_lines = str(text if text is not None else "").splitlines() or [""]
+    statement_lines = _LINE_BREAK.split(str(text if text is not None else ""))
     lines = [f"{head}  {statement_lines[0]}"]
     lines += [f"{pad}{line}" for line in statement_lines[1:]]
     if rec.get("params") not in (None, []):
@@ -136,6 +154,21 @@ def describe_record(rec: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _stopped_by_proxy(rec: dict[str, Any]) -> str | None:
+    """A statement the rules allowed whose result wireproxy stopped on the way: `cut RULE` (a
+    volume limit, 54000) or `refused` (a mask rule refusing binary rows, 42501); else None."""
+    error = rec.get("error")
+    if not isinstance(error, dict):
+        return None
+    message = str(error.get("message") or "")
+    cut = _CUT.match(message)
+    if error.get("code") == "54000" and cut:
+        return f"cut {cut.group(1)}"
+    if error.get("code") == "42501" and message.startswith("blocked by wireproxy:") and rec.get("decision") == "allow":
+        return "refused"
+    return None
+
+
 _APPROVAL_SHOWN = {"seq", "ts", "type", "event", "id", "rule", "user", "database", "statement", "approvers",
                    "timeout_s", "expires", "approver", "reason", "grant", "window_s", "until", "waited_s",
                    "source", "session", "client"}
@@ -157,7 +190,7 @@ def describe_approval(rec: dict[str, Any]) -> list[str]:
         if isinstance(rec.get("timeout_s"), (int, float)):
             wait += f" ({rec['timeout_s']:g} s)"
         lines.append(f"{pad}asked by {rec.get('user')}; approvers: {approvers}{wait}")
-        statement = str(rec.get("statement") or "").splitlines() or [""]
+        statement = _LINE_BREAK.split(str(rec.get("statement") or ""))
         lines.append(f"{pad}statement: {statement[0]}")
         lines += [f"{pad}           {line}" for line in statement[1:]]
     elif event in ("approved", "denied"):

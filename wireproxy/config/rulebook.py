@@ -1,7 +1,13 @@
 """The live rules of the running proxy: loaded at start, reloaded on SIGHUP or a file change.
 
 One RuleBook per distinct list of rule files, shared by the listeners that name it. A reload
-that fails (a broken file) is reported and changes nothing: the old rules stay in force.
+that fails (a broken file) is reported, with file and line as at start-up, and changes nothing:
+the old rules stay in force.
+
+A change seen by the watcher is loaded once it has settled: when the files are as they were at
+the previous poll. An editor, `cp` or `write_text` truncates a file and then writes it; read in
+between, the file is empty (valid TOML: no rules at all) or cut short (an error "at end of
+document", with no line to name). Neither is what the operator wrote, so neither is loaded.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class RuleBook:
         self.policy = Policy(ruleset)
         self.masker = self._masker(ruleset)
         self._stamp = _stamp(self.paths)
+        self._pending: tuple | None = None       # a change seen at the last poll, not yet loaded
 
     def _masker(self, ruleset) -> Masker | None:
         if not ruleset.masks:
@@ -54,16 +61,29 @@ class RuleBook:
         return self.masker.for_user(user) if self.masker is not None else None
 
     def changed_on_disk(self) -> bool:
-        return _stamp(self.paths) != self._stamp
+        """The files changed since they were loaded, and not since the previous poll."""
+        now = _stamp(self.paths)
+        if now == self._stamp:
+            self._pending = None
+            return False
+        settled, self._pending = now == self._pending, now
+        return settled
 
     def reload(self, why: str) -> bool:
-        self._stamp = _stamp(self.paths)
+        before = _stamp(self.paths)
+        self._stamp, self._pending = before, None
         try:
             ruleset = load_rules(list(self.paths))
             masker = self._masker(ruleset)
         except (ConfigError, MaskConfigError) as exc:
+            if _stamp(self.paths) != before:          # written to while we read: wait for it to settle
+                self._stamp = ()
+                return False
             log("rules.reload_failed", level="error", why=why, error=str(exc),
                 note="the previous rules stay in force")
+            return False
+        if _stamp(self.paths) != before:
+            self._stamp = ()                          # a torn read: the watcher loads it when it settles
             return False
         self.policy.ruleset = ruleset
         self.masker = masker

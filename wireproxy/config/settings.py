@@ -13,12 +13,12 @@ from pathlib import Path
 
 from ..approvals.model import parse_duration
 from ..pgclient import PgTarget
+from .locations import TOKEN_FILE_NAME, key_file_for
+from .packs import DEFAULT_RULES
 from .tomlfile import Checker, TomlFile
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_RULES = PACKAGE_ROOT / "rules" / "default.toml"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent    # the checkout (bench, tests); not the packs
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
-TOKEN_FILE_NAME = "wireproxy-admin.token"
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,10 @@ class Config:
     @property
     def token_file(self) -> Path:
         """The admin token: [admin] token_file, else beside the config file, else beside the
-        log key file, else in the working directory."""
+        log key file (config.locations), else in the working directory."""
         if self.admin.token_file is not None:
             return self.admin.token_file
-        for anchor in (self.path, self.log.key_file):
+        for anchor in (self.path, key_file_for(self.log)):
             if anchor is not None:
                 return Path(anchor).resolve().parent / TOKEN_FILE_NAME
         return Path(TOKEN_FILE_NAME).resolve()
@@ -162,7 +162,7 @@ def load_config(path: str | Path) -> Config:
     if config.shutdown_grace < 0:
         raise top.error("shutdown_grace", "shutdown_grace must not be negative")
 
-    if "log" in file.data:
+    if top.has("log"):
         c = _table(top, "log")
         config.log = LogConfig(
             dir=_path(base, c.get("dir", str)),
@@ -173,13 +173,13 @@ def load_config(path: str | Path) -> Config:
             retention_max_bytes=c.get("retention_max_bytes", int),
         )
         c.done()
-    if "admin" in file.data:
+    if top.has("admin"):
         c = _table(top, "admin")
         config.admin = AdminConfig(listen=_address(c, "listen"),
                                    token_file=_path(base, c.get("token_file", str)),
                                    url=_url(c, "url"))
         c.done()
-    if "approvals" in file.data:
+    if top.has("approvals"):
         config.approvals = _approvals(_table(top, "approvals"))
     for i, c in enumerate(_array(top, "postgres")):
         config.postgres.append(PostgresListener(

@@ -51,11 +51,7 @@ class TomlFile:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            message = str(exc)
-            match = re.search(r"\(at line (\d+), column \d+\)", message)
-            line = int(match.group(1)) if match else None
-            problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-            raise ConfigError(path, line, f"invalid TOML: {problem}") from None
+            raise ConfigError(path, *_decode_error(exc, text)) from None
         return cls(Path(path), text, data)
 
     def line_of(self, *keys: str | int) -> int | None:
@@ -93,6 +89,22 @@ class TomlFile:
         return found_header_line
 
 
+def _decode_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int | None, str]:
+    """tomllib's message -> (line, problem). It says "(at line N, column M)", or "(at end of
+    document)" for what runs off the end (an unclosed array or string, `key =` and nothing): that
+    one is pinned to the last line that has something on it, so the message still names a line."""
+    message = str(exc)
+    match = re.search(r"\(at line (\d+), column \d+\)", message)
+    if match:
+        return int(match.group(1)), "invalid TOML: " + message[:match.start()].rstrip()
+    if "(at end of document)" in message:
+        lines = text.splitlines()
+        last = max((i for i, line in enumerate(lines, start=1) if line.strip()), default=1)
+        problem = message.replace("(at end of document)", "").rstrip()
+        return last, f"invalid TOML: {problem} (the file ends before it is closed)"
+    return None, f"invalid TOML: {message}"
+
+
 def _split_target(keys: tuple[str | int, ...]) -> tuple[list[str | int], str | None]:
     """("rule", 2, "action") -> (["rule", 2], "action"); ("mode",) -> ([], "mode")."""
     if keys and isinstance(keys[-1], str):
@@ -114,7 +126,9 @@ class Checker:
     """Validates one table of a TomlFile, raising ConfigError at the first problem.
 
     Usage: `c = Checker(file, ("rule", 0)); c.get("id", str, required=True); c.done()`;
-    `done()` refuses keys nobody asked for, so a typo is never silently ignored.
+    `done()` refuses keys nobody asked for, so a typo is never silently ignored, and suggests
+    the nearest key that was asked for (`did_you_mean`); `choice()` does the same for values.
+    An optional table is asked for with `has(key)`, so it is among the suggestions too.
     """
 
     def __init__(self, file: TomlFile, where: tuple[str | int, ...], table: dict[str, Any] | None = None):
@@ -124,21 +138,37 @@ class Checker:
         self.seen: set[str] = set()
 
     def error(self, key: str | None, problem: str) -> ConfigError:
+        if key is None:             # about the table as a whole ("X or Y is required"): a typo explains it best
+            typo = self._typo()
+            if typo is not None:
+                return typo
         keys = self.where + ((key,) if key else ())
         return ConfigError(self.file.path, self.file.line_of(*keys), problem)
+
+    def _typo(self) -> ConfigError | None:
+        """An unknown key close to a known one that is missing: `column` for `columns`."""
+        missing = [k for k in self.seen if k not in self.table]
+        for key in self.table:
+            hint = did_you_mean(key, missing) if key not in self.seen else ""
+            if hint:
+                return ConfigError(self.file.path, self.file.line_of(*self.where, key),
+                                   f"unknown key {self.name(key)!r}{hint}")
+        return None
 
     def name(self, key: str) -> str:
         parts = [str(k) if isinstance(k, str) else f"[{k}]" for k in self.where]
         prefix = ".".join(parts).replace(".[", "[")
         return f"{prefix}.{key}" if prefix else key
 
+    def has(self, key: str) -> bool:
+        """Whether the (optional) key is there; either way it is a key this table knows."""
+        self.seen.add(key)
+        return key in self.table
+
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, *, required: bool = False) -> Any:
         self.seen.add(key)
         if key not in self.table:
             if required:
-                for other in self.table:   # a typo of this key is the likelier story
-                    if other != key and difflib.get_close_matches(other, [key], 1, 0.75):
-                        raise self.error(other, f"unknown key {self.name(other)!r} (did you mean {key!r}?)")
                 raise self.error(None, f"missing required key {self.name(key)!r}")
             return default
         value = self.table[key]
@@ -156,13 +186,21 @@ class Checker:
     def choice(self, key: str, choices: tuple[str, ...], default: str | None = None, *, required: bool = False) -> str:
         value = self.get(key, str, default, required=required)
         if value not in choices:
-            raise self.error(key, f"{self.name(key)} must be one of {', '.join(choices)}, not {value!r}")
+            raise self.error(key, f"{self.name(key)} must be one of {', '.join(choices)}, not {value!r}"
+                                  + did_you_mean(value, choices))
         return value
 
     def done(self) -> None:
         for key in self.table:
             if key not in self.seen:
-                raise self.error(key, f"unknown key {self.name(key)!r}")
+                raise self.error(key, f"unknown key {self.name(key)!r}" + did_you_mean(key, self.seen))
+
+
+def did_you_mean(word: str, options) -> str:
+    """' (did you mean 'statements'?)' for the nearest of `options` (difflib), else ''. For
+    any loader that names what it knows: keys, actions, statement kinds, detectors."""
+    found = difflib.get_close_matches(str(word), sorted(str(o) for o in options), n=1, cutoff=0.6)
+    return f" (did you mean {found[0]!r}?)" if found else ""
 
 
 def _dig(data: Any, where: tuple[str | int, ...]) -> dict[str, Any]:

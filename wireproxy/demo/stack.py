@@ -21,12 +21,12 @@ from typing import Any
 import trio
 
 from ..config import Address, Config, LogConfig, PostgresListener
-from ..config.settings import DEFAULT_RULES, PACKAGE_ROOT
+from ..config.packs import DEFAULT_RULES, RULES_DIR
 from ..embedded import TRUST_HBA, LocalCluster, PgBinaries, find_binaries
 from ..server import Server
 from ..telemetry import logs
 
-DEMO_RULES = PACKAGE_ROOT / "rules" / "demo.toml"
+DEMO_RULES = RULES_DIR / "demo.toml"
 DATABASE = "shop"
 RECORDED_RESULT_BYTES = 512       # enough for the replay to show the first masked rows
 
