@@ -221,7 +221,7 @@ def _policy(rules: Path | None):
         if hasattr(Policy, name):
             attempts.append((f"Policy.{name}(files)", lambda n=name: getattr(Policy, n)(files)))
     loader = None
-    for mod in ("wireproxy.policy.rulefile", "wireproxy.rulefile", "wireproxy.policy.rules"):
+    for mod in ("wireproxy.config.rulefile", "wireproxy.policy.rulefile", "wireproxy.rulefile"):
         try:
             loader = __import__(mod, fromlist=["x"])
             break

@@ -1,8 +1,10 @@
-"""`wireproxy check [--rules FILE]... [--dialect D] [--user U] [--json] SQL`
+"""`wireproxy check [--rules FILE]... [--dialect D] [--user U] [--json] [--explain] SQL`
 
 Judges one SQL text (it may hold several statements; `-` reads it from stdin) against rule
 files, with no database: prints the decision, the rule that made it, and the facts of every
-statement. The operator's tool for trying a rule pack before deploying it.
+statement. The operator's tool for trying a rule pack before deploying it. --explain adds, per
+statement, what it reads, writes, reads in full, copies, grants and calls, its WHERE, its flags
+and the rules it matched (explain.py).
 
 With no --rules, the shipped rules/default.toml is used. Exit status: 0 when the SQL would go
 through (allow, or audit: logged but not stopped), 1 when it would be stopped (block, or
@@ -20,6 +22,7 @@ import sys
 from wireproxy.config import ConfigError
 
 from wireproxy.config import DEFAULT_RULES
+from wireproxy.cli.explain import explain, explain_text
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -34,6 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="SQL dialect: postgres (default) or any sqlglot dialect name")
     parser.add_argument("--user", default=None, help="judge as this session user (for `users` matchers)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--explain", action="store_true",
+                        help="show the facts behind the decision: reads, writes, copies, grants, calls")
     parser.add_argument("sql", help="the SQL text; - reads it from stdin")
     parser.set_defaults(func=run)
     return parser
@@ -68,9 +73,13 @@ def run(args: argparse.Namespace) -> int:
         out = decision.to_dict()
         out["rule_source"] = sources.get(decision.rule_id)
         out["rule_files"] = [str(p) for p in paths]
+        if args.explain:
+            out["explain"] = explain(decision, ruleset)
         print(json.dumps(out, sort_keys=False))
     else:
         print(_human(decision, sources, paths))
+        if args.explain and decision.facts:
+            print("\n".join(explain_text(explain(decision, ruleset))))
     return 0 if decision.allowed else 1
 
 

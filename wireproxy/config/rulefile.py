@@ -2,6 +2,7 @@
 
     mode = "enforce"            # or "audit": this file's block/approve rules only log (dry run)
     on_parse_error = "block"    # or "allow": SQL the parser rejects goes on, logged as audit
+    sensitive_tables = ["users", "hr.*"]   # what reads_all = true / copies = true mean
 
     [[rule]]
     id = "no-drop"              # unique across every loaded file (rules and masks share ids)
@@ -24,6 +25,11 @@
     patterns = ["(?i)ignore previous instructions"]   # Python regexes
     tools = ["run_shell"]       # MCP tool names (globs)
     models = ["gpt-*"]          # LLM model names (globs, case-insensitive)
+    # what the statement does (rulekeys.py): whole reads and copies of tables (true: the
+    # top-level sensitive_tables), role memberships granted, the WHERE checks that count:
+    reads_all = true            # copies = ["users"], granted_roles = ["pg_read_all_data"]
+    where_checks = []           # with without_where: [] = literal tautologies only
+    approvers = ["group:dba"]   # approve rules only, with timeout = "5m"
     # volume limits (enforced by the relay while results flow; positive integers):
     max_rows = 10000
     max_bytes = 50_000_000
@@ -73,198 +79,19 @@ duplicate ids — never ignored.
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from wireproxy.config.rulekeys import approval_keys, depth_keys, sensitive_tables
+from wireproxy.config.tomlfile import Checker, ConfigError, TomlFile
 from wireproxy.masking.spec import DETECTOR_NAMES, STYLES, CustomDetector, MaskSpec
 from wireproxy.policy.decision import Action
-from wireproxy.policy.facts import FLAGS, KINDS, StatementFacts
-from wireproxy.config.tomlfile import Checker, ConfigError, TomlFile
+from wireproxy.policy.facttypes import FLAGS, KINDS
+from wireproxy.policy.rules import ACTIONS, MODES, Globs, NameGlobs, Rule, RuleSet, ToolSpec
 
 __all__ = ["ConfigError", "Globs", "NameGlobs", "Rule", "RuleSet", "ToolSpec", "load_rules", "parse_rules"]
 
-ACTIONS = ("allow", "audit", "approve", "block")
-MODES = ("enforce", "audit")
-DEFAULT_SEARCH_PATH = ("pg_catalog", "public", "pg_temp")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-
-
-class Globs:
-    """Shell-style globs over plain names."""
-
-    __slots__ = ("globs", "_regex")
-
-    def __init__(self, globs, *, ignore_case: bool = False):
-        self.globs = tuple(globs)
-        flags = re.IGNORECASE if ignore_case else 0
-        self._regex = re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in self.globs) or "(?!)", flags)
-
-    def match(self, name: str) -> bool:
-        return self._regex.match(name) is not None
-
-    def any(self, names) -> bool:
-        m = self._regex.match
-        return any(m(n) is not None for n in names)
-
-    def __repr__(self) -> str:
-        return f"Globs({list(self.globs)!r})"
-
-
-def _split_name(text: str) -> list[str]:
-    """'"My.Schema".t' -> ['My.Schema', 't']: dots inside double quotes do not split."""
-    parts, buf, quoted = [], [], False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "." and not quoted:
-            parts.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    parts.append("".join(buf))
-    return parts
-
-
-class NameGlobs:
-    """Globs over possibly schema-qualified names (tables, functions); see the module doc."""
-
-    __slots__ = ("globs", "_any_schema", "_qualified")
-
-    def __init__(self, globs):
-        self.globs = tuple(globs)
-        bare, qualified = [], []
-        for g in self.globs:
-            parts = _split_name(g)
-            if len(parts) == 1:
-                bare.append(parts[0])
-            else:
-                qualified.append((re.compile(fnmatch.translate(parts[-2]), re.I),
-                                  re.compile(fnmatch.translate(parts[-1]), re.I)))
-        self._any_schema = Globs(bare, ignore_case=True) if bare else None
-        self._qualified = tuple(qualified)
-
-    def match(self, name: str, search_path: tuple[str, ...] = DEFAULT_SEARCH_PATH) -> bool:
-        schema, dot, base = name.rpartition(".")
-        if self._any_schema is not None and self._any_schema.match(base):
-            return True
-        for schema_re, name_re in self._qualified:
-            if not name_re.match(base):
-                continue
-            if dot:
-                if schema_re.match(schema):
-                    return True
-            elif any(schema_re.match(s) for s in search_path):
-                return True
-        return False
-
-    def any(self, names, search_path: tuple[str, ...] = DEFAULT_SEARCH_PATH) -> bool:
-        return any(self.match(n, search_path) for n in names)
-
-    def __repr__(self) -> str:
-        return f"NameGlobs({list(self.globs)!r})"
-
-
-@dataclass(frozen=True, eq=False)
-class Rule:
-    id: str
-    action: Action
-    message: str = ""
-    mode: str = "enforce"
-    source: str = ""                       # "file:line"
-    statements: frozenset[str] = frozenset()
-    tables: NameGlobs | None = None
-    targets: NameGlobs | None = None
-    functions: NameGlobs | None = None
-    roles: Globs | None = None
-    flags: frozenset[str] = frozenset()
-    without_where: bool | None = None
-    users: Globs | None = None
-    detectors: tuple[str, ...] = ()
-    patterns: tuple[re.Pattern, ...] = ()
-    tools: Globs | None = None
-    models: Globs | None = None
-    max_rows: int | None = None
-    max_bytes: int | None = None
-    max_session_bytes: int | None = None
-
-    @property
-    def effective_action(self) -> Action:
-        """The action after the file's mode: an audit-mode file never blocks or holds."""
-        if self.mode == "audit" and self.action > Action.AUDIT:
-            return Action.AUDIT
-        return self.action
-
-    @property
-    def is_limit(self) -> bool:
-        return self.max_rows is not None or self.max_bytes is not None or self.max_session_bytes is not None
-
-    @property
-    def is_content(self) -> bool:
-        """Looks at HTTP request content (detectors, patterns), not at SQL."""
-        return bool(self.detectors or self.patterns)
-
-    @property
-    def has_sql_matchers(self) -> bool:
-        return bool(self.statements or self.tables or self.targets or self.functions or self.roles
-                    or self.flags or self.without_where is not None)
-
-    def matches_context(self, user: str | None, tool: str | None = None, model: str | None = None) -> bool:
-        if self.users is not None and (user is None or not self.users.match(user)):
-            return False
-        if self.tools is not None and (tool is None or not self.tools.match(tool)):
-            return False
-        if self.models is not None and (model is None or not self.models.match(model)):
-            return False
-        return True
-
-    def matches_statement(self, st: StatementFacts, search_path: tuple[str, ...] = DEFAULT_SEARCH_PATH) -> bool:
-        if self.statements and st.kind not in self.statements:
-            return False
-        if self.without_where is not None:
-            if st.kind not in ("update", "delete") or st.unbounded != self.without_where:
-                return False
-        if self.flags and not (self.flags & st.flags):
-            return False
-        if self.functions is not None and not self.functions.any(st.functions, search_path):
-            return False
-        if self.tables is not None and not self.tables.any(st.tables, search_path):
-            return False
-        if self.targets is not None and not self.targets.any(st.targets, search_path):
-            return False
-        if self.roles is not None and not self.roles.any(st.roles):
-            return False
-        return True
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    sql_argument: str
-    dialect: str = "postgres"
-    source: str = ""
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    rules: tuple[Rule, ...] = ()
-    masks: tuple[MaskSpec, ...] = ()
-    tools: tuple[ToolSpec, ...] = ()
-    detectors: tuple[CustomDetector, ...] = ()
-    on_parse_error: str = "block"          # "block" or "allow"
-    parse_error_mode: str = "enforce"      # "audit" only when every file is in audit mode
-    files: tuple[str, ...] = ()
-    _tools: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def tool(self, name: str) -> ToolSpec | None:
-        if not self._tools and self.tools:
-            self._tools.update((t.name, t) for t in self.tools)
-        return self._tools.get(name)
-
-    @property
-    def sql_rules(self) -> tuple[Rule, ...]:
-        return tuple(r for r in self.rules if not r.is_content)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,8 +107,8 @@ def parse_rules(text: str, path: str | Path = "<rules>") -> RuleSet:
     return _build([TomlFile.parse(text, path)])
 
 
-def _build(files: list[TomlFile]) -> RuleSet:
-    # Custom detectors first: any file's rules may name any file's detectors.
+def _detectors(files: list[TomlFile]) -> tuple[list[CustomDetector], dict[str, str]]:
+    """Every file's [[detector]] tables, validated, and where each name was defined."""
     detectors: list[CustomDetector] = []
     detector_sources: dict[str, str] = {}
     for f in files:
@@ -304,7 +131,14 @@ def _build(files: list[TomlFile]) -> RuleSet:
             _compile(c, "pattern", pattern)
             detector_sources[name] = _where(f, ("detector", i, "name"))
             detectors.append(CustomDetector(name, pattern))
+    return detectors, detector_sources
+
+
+def _build(files: list[TomlFile]) -> RuleSet:
+    # Custom detectors first: any file's rules may name any file's detectors.
+    detectors, detector_sources = _detectors(files)
     known_detectors = frozenset(DETECTOR_NAMES) | frozenset(detector_sources)
+    sensitive = sensitive_tables(files)
 
     rules: list[Rule] = []
     masks: list[MaskSpec] = []
@@ -321,13 +155,14 @@ def _build(files: list[TomlFile]) -> RuleSet:
             explicit_parse.add(top.choice("on_parse_error", ("block", "allow")))
         else:
             top.get("on_parse_error", str)
+        top.get("sensitive_tables", list)   # read by rulekeys.sensitive_tables
         for key in ("rule", "mask", "tool", "detector"):
             value = top.get(key, list, [])
             if not all(isinstance(t, dict) for t in value):
                 raise top.error(key, f"{key} must be an array of tables ([[{key}]])")
         top.done()
         for i in range(len(f.data.get("rule", []))):
-            rule = _rule(f, i, mode, known_detectors)
+            rule = _rule(f, i, mode, known_detectors, sensitive)
             _claim(ids, rule.id, f, ("rule", i, "id"))
             rules.append(rule)
         for i in range(len(f.data.get("mask", []))):
@@ -344,7 +179,7 @@ def _build(files: list[TomlFile]) -> RuleSet:
     on_parse_error = "allow" if explicit_parse == {"allow"} else "block"
     parse_mode = "audit" if modes and all(m == "audit" for m in modes) else "enforce"
     return RuleSet(tuple(rules), tuple(masks), tuple(tools), tuple(detectors), on_parse_error,
-                   parse_mode, tuple(str(f.path) for f in files))
+                   parse_mode, tuple(str(f.path) for f in files), sensitive)
 
 
 def _where(f: TomlFile, keys: tuple) -> str:
@@ -384,7 +219,7 @@ def _positive(c: Checker, key: str) -> int | None:
     return value
 
 
-def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str]) -> Rule:
+def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str], sensitive: tuple[str, ...]) -> Rule:
     c = Checker(f, ("rule", i))
     ident = c.get("id", str, required=True)
     if not ident.strip():
@@ -425,6 +260,7 @@ def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str]) -> Ru
     max_rows = _positive(c, "max_rows")
     max_bytes = _positive(c, "max_bytes")
     max_session_bytes = _positive(c, "max_session_bytes")
+    extra = depth_keys(c, sensitive, without_where) | approval_keys(c, action)
     c.done()
     return Rule(
         id=ident, action=action, message=message, mode=mode, source=_where(f, ("rule", i, "id")),
@@ -438,7 +274,7 @@ def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str]) -> Ru
         detectors=tuple(detectors or ()), patterns=compiled,
         tools=Globs(tools) if tools else None,
         models=Globs(models, ignore_case=True) if models else None,
-        max_rows=max_rows, max_bytes=max_bytes, max_session_bytes=max_session_bytes)
+        max_rows=max_rows, max_bytes=max_bytes, max_session_bytes=max_session_bytes, **extra)
 
 
 def _mask(f: TomlFile, i: int, known_detectors: frozenset[str]) -> MaskSpec:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from wireproxy.policy.facts import StatementFacts
+from wireproxy.policy.facttypes import StatementFacts
 
 
 class Action(IntEnum):
@@ -57,6 +57,15 @@ class Decision:
     facts: tuple[StatementFacts, ...] | None = None
     would: Action | None = None         # before an audit-mode file downgraded it (dry run)
     limits: Limits | None = None
+    approvers: tuple[str, ...] = ()     # approve: who may approve (the rule's `approvers`)
+    approval_timeout: float = 300.0     # approve: seconds to wait (the rule's `timeout`)
+    # Routines the statement calls whose bodies this session has not looked up yet: the relay
+    # holds the statement, runs routine_lookup_sql(routines_needed) in band, hands the rows to
+    # SessionJudge.learn_routines and judges again. Empty in the common case.
+    routines_needed: tuple[str, ...] = ()
+    # Tables whose column types and NOT NULL constraints would decide a WHERE (columnbook.py):
+    # looked up the same way, with column_lookup_sql and SessionJudge.learn_columns.
+    columns_needed: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -81,6 +90,13 @@ class Decision:
             out["limits"] = {k: getattr(self.limits, k) for k in ("max_rows", "max_bytes", "max_session_bytes")
                              if getattr(self.limits, k) is not None}
             out["limits"]["rules"] = list(self.limits.rule_ids)
+        if self.action == Action.APPROVE:
+            out["approvers"] = list(self.approvers)
+            out["approval_timeout"] = self.approval_timeout
+        if self.routines_needed:
+            out["routines_needed"] = list(self.routines_needed)
+        if self.columns_needed:
+            out["columns_needed"] = list(self.columns_needed)
         if self.facts is not None:
             out["statements"] = [s.to_dict() for s in self.facts]
         return out

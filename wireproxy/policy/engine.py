@@ -32,12 +32,18 @@ and is treated like a parse error (`unknown-prepared-statement`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 
 from wireproxy.policy.cache import DEFAULT_MAX_ENTRIES, FactsCache
+from wireproxy.policy.columnbook import ColumnBook
 from wireproxy.policy.decision import (
-    INTERNAL_ERROR, PARSE_ERROR, UNKNOWN_FUNCTION, UNKNOWN_PREPARED, Action, Decision, Limits)
+    INTERNAL_ERROR, PARSE_ERROR, UNKNOWN_FUNCTION, Action, Decision, Limits)
 from wireproxy.policy.facts import QueryFacts, SqlParseError, StatementFacts, is_postgres
-from wireproxy.config.rulefile import DEFAULT_SEARCH_PATH, Rule, RuleSet
+from wireproxy.policy.pgcatalog import is_builtin_function
+from wireproxy.policy.facttypes import catalog_tables_of
+from wireproxy.policy.prepared import resolve_prepared, routines_of
+from wireproxy.policy.routinebook import RoutineBook, with_routines
+from wireproxy.policy.rules import DEFAULT_SEARCH_PATH, Rule, RuleSet
 
 _CONTEXT_CACHE = 4096
 
@@ -91,6 +97,9 @@ class _Compiled:
         limits = self._limits(statements, limit_rules, search_path) if limit_rules else None
         if best is None:
             return Decision(Action.ALLOW, None, "", (), statements, None, limits)
+        if best_action == Action.APPROVE:
+            return Decision(best_action, best.id, best.message, tuple(matched), statements, would, limits,
+                            best.approvers, best.approval_timeout)
         return Decision(best_action, best.id, best.message, tuple(matched), statements, would, limits)
 
     @staticmethod
@@ -211,7 +220,7 @@ class Policy:
             decision = compiled.parse_error(err)
             return decision if err.internal else self._remember(key, decision)
         if facts.stateful:
-            return _resolve_prepared(compiled, facts, user, tool, model,
+            return resolve_prepared(compiled, facts, user, tool, model,
                                      prepared if prepared is not None else {})[0]
         return self._remember(key, self._decide(facts, user, tool, model))
 
@@ -220,48 +229,17 @@ def _dialect(dialect: str | None) -> str:
     return "postgres" if is_postgres(dialect) else dialect.lower()
 
 
-def _resolve_prepared(compiled: _Compiled, facts: QueryFacts, user, tool, model,
-                      prepared: dict) -> tuple[Decision, dict]:
-    """Judge statements that use prepared-statement names: EXECUTE p is judged as p's
-    statement. Returns the decision and the prepared-name table as it would be afterwards."""
-    prepared = dict(prepared)
-    expanded: list[StatementFacts] = []
-    unknown: str | None = None
-    for st in facts.statements:
-        expanded.append(st)
-        if st.kind == "prepare" and st.name is not None:
-            prepared[st.name] = st.inner
-        elif st.kind == "execute":
-            inner = prepared.get(st.name)
-            if inner is None:
-                unknown = st.name if unknown is None else unknown
-            else:
-                expanded.extend(inner)
-        elif "deallocate" in st.flags:
-            if st.name is None:
-                prepared.clear()
-            else:
-                prepared.pop(st.name, None)
-    statements = tuple(expanded)
-    decision = compiled.judge(statements, user, tool, model)
-    if unknown is not None:
-        missing = compiled.unjudgeable(
-            UNKNOWN_PREPARED, f"EXECUTE of prepared statement {unknown!r}, which this session never prepared",
-            statements)
-        if missing.action > decision.action:
-            decision = missing
-    return decision, prepared
-
-
 class SessionJudge:
     """Judges one client connection's statements; remembers its prepared-statement names."""
 
-    __slots__ = ("_policy", "user", "prepared", "standard_conforming_strings")
+    __slots__ = ("_policy", "user", "prepared", "standard_conforming_strings", "routines", "columns")
 
     def __init__(self, policy: Policy, user: str | None):
         self._policy = policy
         self.user = user
         self.prepared: dict[str, tuple[StatementFacts, ...]] = {}
+        self.routines = RoutineBook()   # bodies of called routines, learned from the catalog
+        self.columns = ColumnBook()     # column types and NOT NULL of tables, likewise
         # The server's standard_conforming_strings (from ParameterStatus). wireproxy parses as
         # PostgreSQL does with it on (the default since 9.1); with it off, a backslash in a
         # '...' literal lexes differently on the server, so text with one cannot be judged.
@@ -306,6 +284,43 @@ class SessionJudge:
         """An extended-protocol Close of a named statement."""
         self.prepared.pop(name, None)
 
+    def learn_routines(self, names, rows) -> None:
+        """The rows of routine_lookup_sql(names), run in band (see routines.py): judging the
+        same statement again takes the bodies into account. Names without rows do not exist
+        and are not asked for again."""
+        self.routines.learn(names, rows)
+
+    def learn_columns(self, tables, rows) -> None:
+        """The rows of column_lookup_sql(tables), run in band (see columnbook.py)."""
+        self.columns.learn(tables, rows)
+
+    def _with_routines(self, decision: Decision, routines: tuple[str, ...], quiet: tuple[str, ...] = ()) -> Decision:
+        if decision.action == Action.BLOCK:
+            return decision
+        needed, verdict = self.routines.review(routines, self._policy, self.user, quiet)
+        return with_routines(decision, needed, verdict)
+
+    def _with_catalog(self, decision: Decision, statements, tables: tuple[str, ...]) -> Decision:
+        """WHERE checks the catalog decides: ask for the tables, or judge with what it says."""
+        if decision.action == Action.BLOCK:
+            return decision
+        needed = self.columns.needed(tables)
+        if needed:
+            return replace(decision, columns_needed=needed)
+        confirmed = self.columns.apply(statements)
+        if confirmed is None:
+            return decision
+        again = self._policy._compiled.judge(confirmed, self.user)
+        return again if again.action > decision.action else decision
+
+    def _session_bound(self, decision: Decision, statements, routines, tables, quiet=()) -> Decision:
+        """A decision that depends on what this session learned from the catalog."""
+        if tables:
+            decision = self._with_catalog(decision, statements, tables)
+        if routines:
+            decision = self._with_routines(decision, routines, quiet)
+        return decision
+
     def function(self, name: str | None) -> Decision:
         """A FunctionCall message, by the function's resolved name ("pg_catalog.lo_export");
         judged as `SELECT name(...)`. None or "" (an OID the relay could not resolve): block."""
@@ -320,7 +335,10 @@ class SessionJudge:
                 policy._hits += 1
                 return cached
             st = StatementFacts("select", functions=frozenset({name}), flags=frozenset({"fastpath"}))
-            return policy._remember(key, policy._compiled.judge((st,), self.user))
+            decision = policy._compiled.judge((st,), self.user)
+            if not is_builtin_function(name):
+                return self._with_routines(decision, (name,))
+            return policy._remember(key, decision)
         except Exception as exc:
             return _internal(exc)
 
@@ -333,8 +351,12 @@ class SessionJudge:
             decision = compiled.parse_error(err)
             return decision if err.internal else policy._remember(key, decision)
         if facts.stateful:
-            decision, prepared = _resolve_prepared(compiled, facts, self.user, None, None, self.prepared)
+            decision, prepared = resolve_prepared(compiled, facts, self.user, None, None, self.prepared)
             if decision.action != Action.BLOCK:
                 self.prepared = prepared
-            return decision
+            statements = decision.facts or ()
+            return self._session_bound(decision, statements, routines_of(statements), catalog_tables_of(statements))
+        if facts.routines or facts.catalog_tables:   # depends on this session's catalog knowledge
+            return self._session_bound(policy._decide(facts, self.user), facts.statements, facts.routines,
+                                       facts.catalog_tables, facts.quiet_routines)
         return policy._remember(key, policy._decide(facts, self.user))

@@ -14,7 +14,7 @@ Names are folded as PostgreSQL folds them: the parser lower-cases unquoted ident
 decodes quoted and U&"..." ones, so `USERS`, `"users"` and `U&"\\0075sers"` all give `users`.
 A table or function written without a schema is reported without one (`users`,
 `pg_read_file`); written with one it is reported as `schema.name` (a database name in front
-is dropped). How rule globs match both forms is rulefile.py's business (see NameGlobs).
+is dropped). How rule globs match both forms is rules.py's business (see NameGlobs).
 
 The only exception `extract` raises is SqlParseError. A failure inside wireproxy (a bug, a tree
 too deep to walk) is a SqlParseError with `internal=True`: the engine blocks those whatever
@@ -23,125 +23,12 @@ too deep to walk) is a SqlParseError with `internal=True`: the engine blocks tho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from wireproxy.policy import pgfacts
+from wireproxy.policy.facttypes import (
+    FLAGS, KINDS, POSTGRES_DIALECTS, QueryFacts, SqlParseError, StatementFacts, is_postgres)
 
-# Statement kinds (DESIGN.md's vocabulary).
-KINDS: tuple[str, ...] = (
-    "select", "insert", "update", "delete", "merge", "copy_to", "copy_from", "drop", "truncate",
-    "alter", "create", "grant", "revoke", "do", "call", "set", "transaction", "explain",
-    "prepare", "execute", "other",
-)
-
-# Finer facts, carried as flags on a statement; a rule matches them with `flags = [...]`.
-FLAGS: dict[str, str] = {
-    "copy_program": "COPY ... TO/FROM PROGRAM: runs a shell command on the database server",
-    "copy_file": "COPY ... TO/FROM a file on the database server",
-    "alter_system": "ALTER SYSTEM: rewrites the server configuration",
-    "superuser_role": "CREATE/ALTER ROLE (USER, GROUP) ... SUPERUSER",
-    "bypassrls_role": "CREATE/ALTER ROLE ... BYPASSRLS",
-    "replication_role": "CREATE/ALTER ROLE ... REPLICATION",
-    "createrole_role": "CREATE/ALTER ROLE ... CREATEROLE",
-    "createdb_role": "CREATE/ALTER ROLE ... CREATEDB",
-    "security_definer": "CREATE/ALTER FUNCTION or PROCEDURE ... SECURITY DEFINER",
-    "set_role": "SET [LOCAL] ROLE, SET SESSION AUTHORIZATION (also as a function's or role's SET "
-                "clause), set_config('role' | 'session_authorization' | a computed name, ...), "
-                "UPDATE pg_settings",
-    "search_path": "SET search_path or set_config('search_path', ...)",
-    "dynamic_sql": "SQL built at run time: PL/pgSQL EXECUTE (FOR ... IN EXECUTE, OPEN ... FOR "
-                   "EXECUTE, RETURN QUERY EXECUTE) of a non-constant string, or a SQL-running "
-                   "function (query_to_xml, ts_stat, dblink, ...) given a non-constant query",
-    "opaque_code": "a DO block or function in a language wireproxy cannot read (not sql or "
-                   "plpgsql: C, internal, plpython, plperl, ...)",
-    "foreign_data": "foreign-data wrappers, foreign servers, user mappings, foreign tables, "
-                    "IMPORT FOREIGN SCHEMA, CREATE EXTENSION dblink / *_fdw, CREATE/ALTER "
-                    "SUBSCRIPTION (connects to another server)",
-    "load_library": "LOAD 'library': loads a shared library into the server",
-    "drop_column": "ALTER TABLE ... DROP COLUMN",
-    "deallocate": "DEALLOCATE or DISCARD ALL (forgets prepared statements)",
-    "fastpath": "a FunctionCall protocol message (judged as SELECT function(...))",
-    "cursor": "DECLARE name CURSOR FOR <query>: the query is judged as a statement of its own "
-              "(its volume limits follow the cursor's FETCHes); `name` is the cursor",
-    "fetch": "FETCH or MOVE from the cursor `name`",
-}
-
-
-class SqlParseError(Exception):
-    """The SQL could not be judged. `internal` is True when the fault is wireproxy's own (an
-    unexpected exception while walking the tree): such SQL is always blocked."""
-
-    def __init__(self, message: str, *, internal: bool = False):
-        super().__init__(message)
-        self.message = message
-        self.internal = internal
-
-
-_NO: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class StatementFacts:
-    kind: str
-    tables: frozenset[str] = _NO       # every relation the statement reads or changes
-    targets: frozenset[str] = _NO      # the relations it writes, drops, alters, grants on
-    functions: frozenset[str] = _NO    # every function called, as written (schema kept)
-    roles: frozenset[str] = _NO        # roles named (GRANT, REVOKE, CREATE/ALTER/DROP ROLE...)
-    flags: frozenset[str] = _NO        # see FLAGS
-    has_where: bool = False            # UPDATE/DELETE (or a MERGE action) has a condition
-    tautological_where: bool = False   # ... but it is true for every row, or ignores the row
-    has_limit: bool = False            # SELECT with LIMIT / FETCH FIRST (not LIMIT ALL)
-    via: str = ""                      # "" for a statement of the string; else how it is nested
-    name: str | None = None            # prepared-statement name (PREPARE, EXECUTE, DEALLOCATE)
-    inner: tuple["StatementFacts", ...] = ()  # PREPARE: the facts of the prepared statement
-
-    @property
-    def unbounded(self) -> bool:
-        """An UPDATE or DELETE that reaches every row: no WHERE, or a WHERE that is constant or
-        self-evidently true (`true`, `1=1`, `'t'`, `id = id`, `x OR true`, `$1`, ...)."""
-        return self.kind in ("update", "delete") and (not self.has_where or self.tautological_where)
-
-    def to_dict(self) -> dict:
-        out: dict = {"kind": self.kind}
-        if self.via:
-            out["via"] = self.via
-        for key in ("tables", "targets", "functions", "roles", "flags"):
-            value = getattr(self, key)
-            if value:
-                out[key] = sorted(value)
-        if self.kind in ("update", "delete"):
-            out["where"] = ("tautology" if self.tautological_where else "yes") if self.has_where else "none"
-        if self.has_limit:
-            out["limit"] = True
-        if self.name is not None:
-            out["name"] = self.name
-        return out
-
-
-@dataclass(frozen=True, slots=True, eq=False)   # compared and hashed by identity (cache keys)
-class QueryFacts:
-    statements: tuple[StatementFacts, ...]   # in order; nested ones follow their statement
-    stateful: bool = False                   # PREPARE/EXECUTE/DEALLOCATE: the session must look
-    dialect: str = "postgres"
-    kind_free: bool = False                  # (cache) no constant's value or kind was looked at
-
-    def to_list(self) -> list[dict]:
-        return [s.to_dict() for s in self.statements]
-
-
-POSTGRES_DIALECTS = frozenset({"postgres", "postgresql", "pg", ""})
-
-
-def is_postgres(dialect: str | None) -> bool:
-    return dialect is None or dialect.lower() in POSTGRES_DIALECTS
-
-
-_pgfacts = None
-
-
-def _load_pgfacts():
-    global _pgfacts
-    from wireproxy.policy import pgfacts
-    _pgfacts = pgfacts
-    return pgfacts
+__all__ = ["FLAGS", "KINDS", "POSTGRES_DIALECTS", "QueryFacts", "SqlParseError", "StatementFacts",
+           "extract", "is_postgres"]
 
 
 def extract(sql: str, dialect: str | None = "postgres", shapes=None) -> QueryFacts:
@@ -152,7 +39,7 @@ def extract(sql: str, dialect: str | None = "postgres", shapes=None) -> QueryFac
     shared through it, so texts differing only in constants cost one parse each and no walk."""
     try:
         if dialect is None or dialect in POSTGRES_DIALECTS or dialect.lower() in POSTGRES_DIALECTS:
-            pg = _pgfacts or _load_pgfacts()
+            pg = pgfacts
             if shapes is None:
                 return pg.extract_pg(sql, pg.parse_pg(sql))[0]
             # First PostgreSQL's own normalization (literals replaced by $n, C-level, no tree):
@@ -162,7 +49,7 @@ def extract(sql: str, dialect: str | None = "postgres", shapes=None) -> QueryFac
             normalized = pg.normalized_key(sql)
             if normalized is not None:
                 facts = shapes.get(normalized)
-                if facts is not None:
+                if facts is not None and not (facts.range_sensitive and pg.special_constants(sql)):
                     return facts
             raw = pg.parse_pg(sql)
             key = pg.shape_key(raw)

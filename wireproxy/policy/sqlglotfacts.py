@@ -7,7 +7,7 @@ all is a SqlParseError, which the engine blocks unless the rule file relaxes it.
 never comes here (pgfacts.py handles it).
 
 Names: unquoted identifiers are lower-cased, quoted ones kept; rules match them
-case-insensitively anyway (see rulefile.NameGlobs).
+case-insensitively anyway (see rules.NameGlobs).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from wireproxy.policy.facts import QueryFacts, SqlParseError, StatementFacts
+from wireproxy.policy.facttypes import QueryFacts, SqlParseError, StatementFacts
+from wireproxy.policy.truth import CONST, FALSE, ROW, TRUE, every_row, of_value, t_and, t_is, t_not, t_or
 
-TRUE, FALSE, CONST, ROW = 1, 2, 3, 4
 
 _COMMAND_KINDS = {
     "GRANT": "grant", "REVOKE": "revoke", "CALL": "call", "EXEC": "call", "EXECUTE": "execute",
@@ -97,13 +97,30 @@ def _statement(tree: exp.Expression, via: str, out: list[StatementFacts]) -> Non
     functions: set[str] = set()
     roles: set[str] = set()
     flags: set[str] = set()
-    has_where = taut = has_limit = False
-
     nested = [n for n in tree.walk() if n is not tree and isinstance(n, _DML) and _owner(n, tree) is tree]
+    _names(tree, nested, tables, functions)
+    this = tree.args.get("this")
+    _targets(tree, kind, this, tables, targets, functions, roles)
+    tables |= targets
+    _flags(tree, flags)
+    _command_flags(tree, roles, flags)
+    has_limit = kind == "select" and _limited(tree)
+    has_where, taut = _where(tree, this)
+    out[index] = StatementFacts(
+        kind=kind, tables=frozenset(tables), targets=frozenset(targets),
+        functions=frozenset(functions), roles=frozenset(roles), flags=frozenset(flags),
+        has_where=has_where, tautological_where=taut, has_limit=has_limit, via=via)
+    if isinstance(tree, exp.Merge):
+        _merge_actions(tree, out)
+    for n in nested:
+        _statement(n, f"inside {kind}", out)
+
+
+def _names(tree: exp.Expression, nested: list, tables: set[str], functions: set[str]) -> None:
+    """Tables and functions the statement itself uses (not those of nested DML)."""
     cte_names = {_ident(n.args["alias"].args.get("this")) for n in tree.find_all(exp.CTE)
                  if n.args.get("alias") is not None}
     inside_nested = {id(sub) for n in nested for sub in n.walk()}
-
     for node in tree.walk():
         if id(node) in inside_nested:
             continue
@@ -120,7 +137,10 @@ def _statement(tree: exp.Expression, via: str, out: list[StatementFacts]) -> Non
             if name:
                 functions.add(name)
 
-    this = tree.args.get("this")
+
+
+def _targets(tree: exp.Expression, kind: str, this, tables: set[str], targets: set[str],
+             functions: set[str], roles: set[str]) -> None:
     if isinstance(tree, exp.Use):
         tables.clear()
     if isinstance(tree, exp.Execute) and isinstance(this, exp.Table):
@@ -142,8 +162,9 @@ def _statement(tree: exp.Expression, via: str, out: list[StatementFacts]) -> Non
             targets.add(_table_name(securable))
         for p in tree.args.get("principals") or []:
             roles.add(_ident(p.args.get("this")) if isinstance(p, exp.Expression) else str(p).lower())
-    tables |= targets
 
+
+def _flags(tree: exp.Expression, flags: set[str]) -> None:
     if isinstance(tree, exp.Drop) and str(tree.args.get("kind", "")).upper() == "COLUMN":
         flags.add("drop_column")
     if isinstance(tree, exp.Alter):
@@ -163,6 +184,10 @@ def _statement(tree: exp.Expression, via: str, out: list[StatementFacts]) -> Non
         text = tree.sql().upper()
         if re.search(r"\bSET\s+(LOCAL\s+|SESSION\s+)?(ROLE\b|SESSION\s+AUTHORIZATION\b)", text):
             flags.add("set_role")
+
+
+def _command_flags(tree: exp.Expression, roles: set[str], flags: set[str]) -> None:
+    """Statements sqlglot keeps as an unparsed Command: read by keyword."""
     if isinstance(tree, exp.Command):
         rest = str(tree.args.get("expression") or "")
         word = str(tree.this).upper()
@@ -182,13 +207,13 @@ def _statement(tree: exp.Expression, via: str, out: list[StatementFacts]) -> Non
                     flags.add(flag)
         if word == "COPY" and re.search(r"\bPROGRAM\b", rest, re.I):
             flags.add("copy_program")
-    if kind == "select" and _limited(tree):
-        has_limit = True
 
+
+def _where(tree: exp.Expression, this) -> tuple[bool, bool]:
+    """(has a WHERE, the WHERE reaches every row) for UPDATE and DELETE."""
     if isinstance(tree, (exp.Update, exp.Delete)):
         where = tree.args.get("where")
         if isinstance(where, exp.Where):
-            has_where = True
             target = this if isinstance(this, exp.Table) else (this.find(exp.Table) if isinstance(this, exp.Expression) else None)
             quals = set()
             if target is not None:
@@ -196,17 +221,9 @@ def _statement(tree: exp.Expression, via: str, out: list[StatementFacts]) -> Non
                 alias = target.args.get("alias")
                 if alias is not None:
                     quals.add(_ident(alias.args.get("this")))
-            taut = _truth(where.this, quals) in (TRUE, CONST)
+            return True, every_row(_truth(where.this, quals))
 
-    out[index] = StatementFacts(
-        kind=kind, tables=frozenset(tables), targets=frozenset(targets),
-        functions=frozenset(functions), roles=frozenset(roles), flags=frozenset(flags),
-        has_where=has_where, tautological_where=taut, has_limit=has_limit, via=via)
-
-    if isinstance(tree, exp.Merge):
-        _merge_actions(tree, out)
-    for n in nested:
-        _statement(n, f"inside {kind}", out)
+    return False, False
 
 
 _DML = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
@@ -254,23 +271,12 @@ def _merge_actions(tree: exp.Merge, out: list[StatementFacts]) -> None:
             has_where, taut = False, False
         elif when.args.get("matched"):
             has_where = True
-            t = join if cond_truth is None else _and(join, cond_truth)
-            taut = t in (TRUE, CONST)
+            taut = every_row(join if cond_truth is None else t_and(join, cond_truth))
         else:
             has_where = cond is not None
-            taut = cond_truth in (TRUE, CONST)
+            taut = cond_truth is not None and every_row(cond_truth)
         out.append(StatementFacts(kind=kind, tables=frozenset({name}), targets=frozenset({name}),
                                   has_where=has_where, tautological_where=taut, via="MERGE action"))
-
-
-def _and(a: int, b: int) -> int:
-    if FALSE in (a, b):
-        return FALSE
-    if a == TRUE and b == TRUE:
-        return TRUE
-    if a in (TRUE, CONST) and b in (TRUE, CONST):
-        return CONST
-    return ROW
 
 
 def _row_dependent(node: exp.Expression, quals: set[str]) -> bool:
@@ -289,6 +295,8 @@ def _const(node: exp.Expression):
         return bool(node.this)
     if isinstance(node, exp.Null):
         return None
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Null):
+        return None   # NULL cast to any type is NULL
     if isinstance(node, exp.Literal):
         if node.is_string:
             return node.this
@@ -335,26 +343,27 @@ def _truthy(v):
 def _truth(node: exp.Expression, quals: set[str]) -> int:
     if not _row_dependent(node, quals):
         try:
-            return TRUE if _truthy(_const(node)) is True else FALSE
+            return of_value(_truthy(_const(node)))
         except (ValueError, TypeError, ArithmeticError, KeyError):
             return CONST
     if isinstance(node, exp.Paren):
         return _truth(node.this, quals)
     if isinstance(node, exp.Not):
-        t = _truth(node.this, quals)
-        return {TRUE: FALSE, FALSE: TRUE}.get(t, t)
+        return t_not(_truth(node.this, quals))
     if isinstance(node, exp.And):
-        return _and(_truth(node.this, quals), _truth(node.expression, quals))
+        return t_and(_truth(node.this, quals), _truth(node.expression, quals))
     if isinstance(node, exp.Or):
-        a, b = _truth(node.this, quals), _truth(node.expression, quals)
-        if TRUE in (a, b):
-            return TRUE
         inner = node.expression.this if isinstance(node.expression, exp.Not) else None
         if inner is not None and inner == node.this:
             return TRUE
-        if CONST in (a, b):
-            return CONST
-        return FALSE if a == b == FALSE else ROW
+        return t_or(_truth(node.this, quals), _truth(node.expression, quals))
+    if isinstance(node, exp.Is) and isinstance(node.expression, (exp.Boolean, exp.Null)):
+        test = "is_unknown" if isinstance(node.expression, exp.Null) else \
+            "is_true" if node.expression.this else "is_false"
+        return t_is(_truth(node.this, quals), test)
+    if isinstance(node, exp.Not) and isinstance(node.this, exp.Is) \
+            and isinstance(node.this.expression, (exp.Boolean, exp.Null)):
+        return t_not(_truth(node.this, quals))
     if isinstance(node, (exp.EQ, exp.GTE, exp.LTE, exp.NullSafeEQ)) and _same(node.this, node.expression, quals):
         return TRUE
     if isinstance(node, (exp.NEQ, exp.GT, exp.LT)) and _same(node.this, node.expression, quals):
