@@ -161,7 +161,8 @@ class Server:
             session = None
             try:
                 session = PgSession(stream, listener, self.cancels, judge_factory=judge_factory,
-                                    mask_factory=mask_factory, session_log=self.session_log)
+                                    mask_factory=mask_factory, session_log=self.session_log,
+                                    broker=self.broker)
                 if self.active[key] > listener.max_connections:
                     await session.refuse("53300", "sorry, too many clients already (wireproxy limit)",
                                          "too many connections")

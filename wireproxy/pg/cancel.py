@@ -8,6 +8,7 @@ constant time; an unknown key is dropped silently, as PostgreSQL does.
 from __future__ import annotations
 
 import hmac
+from typing import Callable
 
 import trio
 
@@ -20,29 +21,35 @@ from ..streams import connect
 
 class CancelRegistry:
     def __init__(self) -> None:
-        self._by_pid: dict[int, list[tuple[bytes, Address]]] = {}
+        self._by_pid: dict[int, list[tuple[bytes, Address, Callable[[], bool] | None]]] = {}
 
-    def add(self, pid: int, secret: bytes, upstream: Address) -> None:
-        self._by_pid.setdefault(pid, []).append((secret, upstream))
+    def add(self, pid: int, secret: bytes, upstream: Address,
+            intercept: Callable[[], bool] | None = None) -> None:
+        """A session's key. `intercept()` lets the session take a cancel itself (a statement
+        held for approval runs nowhere upstream): True when it did."""
+        self._by_pid.setdefault(pid, []).append((secret, upstream, intercept))
 
     def remove(self, pid: int, secret: bytes, upstream: Address) -> None:
         entries = self._by_pid.get(pid, [])
-        if (secret, upstream) in entries:
-            entries.remove((secret, upstream))
+        entries[:] = [e for e in entries if e[:2] != (secret, upstream)]
         if not entries:
             self._by_pid.pop(pid, None)
 
-    def find(self, pid: int, secret: bytes) -> Address | None:
+    def find(self, pid: int, secret: bytes) -> tuple[Address, Callable[[], bool] | None] | None:
         found = None
-        for known, upstream in self._by_pid.get(pid, ()):
+        for known, upstream, intercept in self._by_pid.get(pid, ()):
             if hmac.compare_digest(known, secret):
-                found = upstream
+                found = (upstream, intercept)
         return found
 
     async def forward(self, request: CancelRequest, client: str) -> None:
-        upstream = self.find(request.process_id, request.secret)
-        if upstream is None:
+        found = self.find(request.process_id, request.secret)
+        if found is None:
             log("cancel.unknown", client=client, backend_pid=request.process_id)
+            return
+        upstream, intercept = found
+        if intercept is not None and intercept():
+            log("cancel.withdrew_approval", client=client, backend_pid=request.process_id)
             return
         await send_cancel(upstream, request)
         log("cancel.forwarded", client=client, backend_pid=request.process_id, upstream=str(upstream))

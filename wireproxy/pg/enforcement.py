@@ -46,8 +46,10 @@ def unparseable(rule_id: str) -> str:
 
 class Enforcer:
     def __init__(self, judge: Judge | None, *, emit: Callable[[Any], None],
-                 gate: Callable[[], str | None] | None = None, strict: StrictCheck | None = None):
+                 gate: Callable[[], str | None] | None = None, strict: StrictCheck | None = None,
+                 tally=None):
         self.judge = judge
+        self.tally = tally              # counters by Action (anything with inc()), or None
         self.emit = emit
         self.gate = gate                # the session log's failure, if any: refuse (fail closed)
         self.strict = strict
@@ -70,6 +72,12 @@ class Enforcer:
     # ---------------------------------------------------------------------- deciding --
 
     def decide(self, judging: Callable[[], Decision], sql: str) -> Decision:
+        decision = self._decide(judging, sql)
+        if self.tally is not None:
+            self.tally[decision.action].inc()
+        return decision
+
+    def _decide(self, judging: Callable[[], Decision], sql: str) -> Decision:
         """The session log's state first (fail closed), then the rules (none: allow), then
         strict masks."""
         override = self.override
@@ -128,7 +136,10 @@ class Enforcer:
         self.portals.clear()
 
     def function(self, oid: int) -> Decision:
-        return self.judge.function(self.function_names.get(oid))
+        decision = self.judge.function(self.function_names.get(oid))
+        if self.tally is not None:
+            self.tally[decision.action].inc()
+        return decision
 
     def server_setting(self, name: str, value: str) -> None:
         """With standard_conforming_strings off, a backslash in '...' escapes on the server: the

@@ -50,7 +50,7 @@ class PgRelay:
     def __init__(self, *, upstream: str, judge_factory=None, mask_factory=None,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, clock=time.monotonic,
                  recording: bool = False, log_gate=None, max_result_bytes: int = 0,
-                 approvals: bool = False):
+                 approvals: bool = False, tally=None):
         self.upstream = upstream
         self.phase = Phase.STARTUP
         self.client = Framer(max_message_size, passthrough={COPY_DATA}, startup=True)
@@ -70,6 +70,7 @@ class PgRelay:
         self._factories = (judge_factory, mask_factory)
         self._recording = (recording, log_gate, max_result_bytes)
         self.approvals = approvals         # a broker is there: `approve` holds instead of blocking
+        self.tally = tally                 # statements counted by decision (metrics)
         self.enforcer: Enforcer | None = None
         self.masks: RowMasks | None = None
         self.limits = VolumeLimits(self.events.append)
@@ -278,7 +279,7 @@ class PgRelay:
         if judge is None and masker is None and not recording and log_gate is None:
             return                                    # the plain path: nothing to look at
         self.enforcer = Enforcer(judge, emit=self.events.append, gate=log_gate,
-                                 strict=StrictColumns(strict) if strict else None)
+                                 strict=StrictColumns(strict) if strict else None, tally=self.tally)
         if masker is not None:
             self.masks = RowMasks(masker)
         if recording:

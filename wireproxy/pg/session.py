@@ -1,7 +1,7 @@
 """One client connection: two pumps around a PgRelay.
 
 The client pump reads the client and feeds the relay; the server pump does the same the other
-way. After each read, `_deliver` carries out what the relay left: bytes to either side (one send
+way. After each read, `deliver` carries out what the relay left: bytes to either side (one send
 each), actions (cancel a query, hold a statement for approval) and events (logs, the session
 record). The relay decides everything; this file only moves bytes, connects, and cleans up: when
 either side ends the other is closed at once, and a client that vanishes while the server still
@@ -18,24 +18,30 @@ from protocols.postgres import CancelRequest
 
 from ..config import PostgresListener
 from ..streams import BUFSIZE, OrderedWriter, connect, peer_of
+from ..policy import Action
+from ..telemetry import metrics
 from ..telemetry.logs import log
 from .cancel import CancelRegistry, send_cancel
-from .protocol import CancelQuery, Decided, EndSession, LimitHit, Phase, Ready, Recorded, Started
+from .approval import ApprovalWait
+from .protocol import AwaitApproval, CancelQuery, Decided, EndSession, LimitHit, Phase, Ready, Recorded, Started
 from .relay import PgRelay
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+STATEMENT_TALLY = [metrics.STATEMENTS.labels(decision=a.name.lower()) for a in Action]
 _LINGER_SECONDS = 2.0            # reading what a refused client still sends, so it reads our error
 _LINGER_BYTES = 1 << 26
 
 
 class PgSession:
     def __init__(self, client, listener: PostgresListener, cancels: CancelRegistry, *,
-                 judge_factory=None, mask_factory=None, session_log=None, connect_upstream=connect,
-                 cancel_upstream=send_cancel):
+                 judge_factory=None, mask_factory=None, session_log=None, broker=None,
+                 connect_upstream=connect, cancel_upstream=send_cancel):
         self.client = client
         self.listener = listener
         self.cancels = cancels
         self.session_log = session_log
+        self.broker = broker                          # approvals: None holds nothing (approve blocks)
+        self.approval: ApprovalWait | None = None
         self.recorder = None
         self.session_id: str | None = None
         self.connect_upstream = connect_upstream      # (host, port, timeout) -> stream
@@ -44,7 +50,8 @@ class PgSession:
             upstream=str(listener.upstream), judge_factory=judge_factory, mask_factory=mask_factory,
             max_message_size=listener.max_message_size, recording=session_log is not None,
             log_gate=self._log_failure if session_log is not None else None,
-            max_result_bytes=session_log.max_result_bytes if session_log is not None else 0)
+            max_result_bytes=session_log.max_result_bytes if session_log is not None else 0,
+            approvals=broker is not None, tally=STATEMENT_TALLY)
         self.server = None
         self.client_out = OrderedWriter(client)
         self.server_out: OrderedWriter | None = None
@@ -78,7 +85,7 @@ class PgSession:
                 relay.upstream_unreachable(exc.strerror or str(exc))
                 log("upstream.unreachable", level="warning", client=self.peer, upstream=str(upstream),
                     error=exc.strerror or str(exc))
-                await self._deliver()
+                await self.deliver()
                 return
             self.server_out = OrderedWriter(self.server)
             async with trio.open_nursery() as nursery:
@@ -103,11 +110,11 @@ class PgSession:
                 return
             self.bytes_from_client += len(data)
             relay.client_data(data)
-            await self._deliver()
+            await self.deliver()
 
     async def _client_pump(self) -> None:
         relay = self.relay
-        await self._deliver()                  # the startup packet
+        await self.deliver()                  # the startup packet
         while not self.closed:
             data = await self._receive(self.client)
             if not data:
@@ -115,7 +122,7 @@ class PgSession:
                 break
             self.bytes_from_client += len(data)
             relay.client_data(data)
-            await self._deliver()
+            await self.deliver()
             if self.recorder is not None and self.recorder.congested:
                 await self.recorder.wait_room()    # the disk is behind: slow this client
 
@@ -126,11 +133,11 @@ class PgSession:
                 data = await self._receive(self.server)
                 if not data:
                     relay.server_eof()
-                    await self._deliver()
+                    await self.deliver()
                     break
                 self.bytes_from_server += len(data)
                 relay.server_data(data)
-                await self._deliver()
+                await self.deliver()
         finally:
             scope.cancel()
 
@@ -141,7 +148,7 @@ class PgSession:
         except _GONE:
             return b""
 
-    async def _deliver(self) -> None:
+    async def deliver(self) -> None:
         """Carry out what the relay left: its bytes for each side, its actions, its events."""
         relay = self.relay
         if relay.to_server and self.server_out is not None:
@@ -178,13 +185,16 @@ class PgSession:
                 self._nursery.cancel_scope.cancel()
         elif isinstance(action, CancelQuery):
             self._nursery.start_soon(self._cancel_then_release, action.why)
+        elif isinstance(action, AwaitApproval):
+            self.approval = ApprovalWait(self, self.broker)
+            self._nursery.start_soon(self.approval.run, action)
         else:
             raise RuntimeError(f"no pump carries out {action!r}")
 
     async def _cancel_then_release(self, why: str) -> None:
         await self._cancel_query(why)
         self.relay.cancel_sent()
-        await self._deliver()
+        await self.deliver()
 
     async def _cancel_query(self, why: str) -> None:
         key = self.relay.backend_key
@@ -203,14 +213,14 @@ class PgSession:
     def _ready(self, event: Ready) -> None:
         if self.relay.backend_key is not None and self._registered_key is None:
             self._registered_key = self.relay.backend_key
-            self.cancels.add(*self._registered_key, self.listener.upstream)
+            self.cancels.add(*self._registered_key, self.listener.upstream, self._intercept_cancel)
 
     def _decided(self, event: Decided) -> None:
-        log("statement." + event.action, client=self.peer, user=self._user(), rule=event.rule,
+        log("statement." + event.action, client=self.peer, user=self.user, rule=event.rule,
             statement=event.statement, path=event.path)
 
     def _limit_hit(self, event: LimitHit) -> None:
-        log("statement.limit", level="warning", client=self.peer, user=self._user(), rule=event.rule,
+        log("statement.limit", level="warning", client=self.peer, user=self.user, rule=event.rule,
             why=event.why, action=event.action)
 
     def _recorded(self, event: Recorded) -> None:
@@ -218,6 +228,18 @@ class PgSession:
             self.recorder.record(event.record)
 
     # ------------------------------------------------------------------------------ helpers --
+
+    def _intercept_cancel(self) -> bool:
+        return self.approval is not None and self.approval.cancel()
+
+    @property
+    def user(self) -> str:
+        return self.relay.startup.user if self.relay.startup else ""
+
+    def record(self, record: dict) -> None:
+        """A record of this session's own (approvals): into its session log, if it has one."""
+        if self.recorder is not None:
+            self.recorder.record(record)
 
     def _log_failure(self) -> str | None:
         return self.recorder.failed if self.recorder is not None else None
@@ -235,17 +257,14 @@ class PgSession:
         except LogUnavailable as exc:
             self.relay.refuse("58030", f"wireproxy cannot record this session: {exc}", "session log unavailable")
             log("session.refused", level="error", client=self.peer, reason=str(exc))
-            await self._deliver()
+            await self.deliver()
             return False
         return True
-
-    def _user(self) -> str:
-        return self.relay.startup.user if self.relay.startup else ""
 
     async def refuse(self, sqlstate: str, message: str, reason: str) -> None:
         """Turn the client away before anything else (too many connections, shutting down)."""
         self.relay.refuse(sqlstate, message, reason)
-        await self._deliver()
+        await self.deliver()
         await self.close()
 
     async def close(self) -> None:

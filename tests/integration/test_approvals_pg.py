@@ -1,0 +1,213 @@
+"""Statements held for approval in a live Postgres session, end to end: psycopg through a real
+`wireproxy serve`, decisions through the real CLI against its admin API, and the server's own
+view (pg_stat_activity) to show that a held statement never reached it.
+
+The client learns the approval id from the NoticeResponse wireproxy sends while it waits
+(psycopg's notice handler); nothing here sleeps to guess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import threading
+
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from proxyprocess import ROOT, WIREPROXY
+
+RULES = """
+[[rule]]
+id = "ask-ledger"
+action = "approve"
+statements = ["select"]
+tables = ["ledger"]
+timeout = "20s"
+message = "reading the ledger needs a second pair of eyes"
+
+[[rule]]
+id = "ask-quick"
+action = "approve"
+statements = ["select"]
+tables = ["quick"]
+timeout = "2s"
+
+[[rule]]
+id = "ask-alice-only"
+action = "approve"
+statements = ["delete"]
+tables = ["ledger"]
+approvers = ["alice"]
+"""
+WAITING = re.compile(r"waiting for approval (ap-[a-z0-9]+): wireproxy approvals approve \1")
+
+
+def config(pg, tmp_path, extra: str = "") -> str:
+    (tmp_path / "rules.toml").write_text(RULES)
+    return (f'[admin]\nlisten = "127.0.0.1:0"\n\n[approvals]\nnotice_interval = 0.5\n{extra}\n'
+            f'[[postgres]]\nlisten = "127.0.0.1:0"\nupstream = "127.0.0.1:{pg.port}"\nrules = ["rules.toml"]\n')
+
+
+@pytest.fixture
+def ledger(pg):
+    pg.psql("drop table if exists ledger, quick; create table ledger (id int, amount int);"
+            "insert into ledger values (1, 10), (2, 20), (3, 30); create table quick (id int);"
+            "insert into quick values (1)")
+
+
+@pytest.fixture
+def held(pg, start_proxy, tmp_path, ledger):
+    proxy = start_proxy(config=config(pg, tmp_path))
+    proxy.config_path = next(tmp_path.glob("wireproxy-*.toml"))
+    return proxy
+
+
+def approvals_cli(proxy, *args: str, approver: str = "bob") -> subprocess.CompletedProcess:
+    return subprocess.run([*WIREPROXY, "approvals", *args, "--config", str(proxy.config_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          env={**os.environ, "WIREPROXY_APPROVER": approver})
+
+
+class HeldClient:
+    """A psycopg session in a thread running one statement; `approval_id()` is what the notice said."""
+
+    def __init__(self, dsn: str, sql: str, *, pipeline: bool = False):
+        self.notices: queue.Queue = queue.Queue()
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.conn.add_notice_handler(lambda d: self.notices.put(d.message_primary))
+        self.result = None
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, args=(sql, pipeline), daemon=True)
+        self.thread.start()
+
+    def _run(self, sql: str, pipeline: bool) -> None:
+        try:
+            if pipeline:
+                with self.conn.pipeline():
+                    self.conn.execute("select 1")
+                    cur = self.conn.execute(sql)
+                self.result = cur.fetchall()
+            else:
+                self.result = self.conn.execute(sql).fetchall()
+        except Exception as exc:
+            self.error = exc
+
+    def approval_id(self, timeout: float = 20) -> str:
+        while True:
+            match = WAITING.fullmatch(self.notices.get(timeout=timeout))
+            if match:
+                return match.group(1)
+
+    def join(self):
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        return self
+
+
+def test_a_held_statement_approved_through_the_cli_runs_and_returns_its_rows(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "select id, amount from ledger order by id")
+    approval = client.approval_id()
+    listed = [json.loads(line) for line in approvals_cli(held, "list", "--json").stdout.splitlines()]
+    assert [(a["id"], a["rule"], a["user"]) for a in listed] == [(approval, "ask-ledger", "postgres")]
+    assert "ledger" in listed[0]["statement"]
+    # While it waits, nothing of it is on the server.
+    activity = pg.psql("select count(*) from pg_stat_activity where query like '%from ledger order by%' "
+                       "and pid <> pg_backend_pid()").strip()
+    assert activity == "0"
+    assert approvals_cli(held, "approve", approval, "--reason", "quarterly audit").returncode == 0
+    client.join()
+    assert client.error is None and client.result == [(1, 10), (2, 20), (3, 30)]
+    # The session goes on as usual.
+    assert client.conn.execute("select 42").fetchone() == (42,)
+    client.conn.close()
+
+
+def test_denied_with_a_reason_and_the_session_stays_usable(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "select * from ledger")
+    approval = client.approval_id()
+    assert approvals_cli(held, "deny", approval, "--reason", "not during the freeze").returncode == 0
+    client.join()
+    assert isinstance(client.error, psycopg.errors.InsufficientPrivilege)
+    assert client.error.diag.message_primary == "denied by bob: not during the freeze"
+    assert client.conn.execute("select 1").fetchone() == (1,)
+    client.conn.close()
+
+
+def test_a_request_nobody_decides_times_out(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "select * from quick")
+    client.approval_id()
+    client.join()
+    assert isinstance(client.error, psycopg.errors.InsufficientPrivilege)
+    assert client.error.diag.message_primary == "approval timed out"
+    client.conn.close()
+
+
+def test_a_window_grant_lets_the_next_statement_of_the_same_shape_through(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "select * from ledger where id = 1")
+    assert approvals_cli(held, "approve", client.approval_id(), "--window", "10m").returncode == 0
+    client.join()
+    assert client.result == [(1, 10)]
+    # The same text modulo constants, same user: no asking.
+    assert client.conn.execute("select * from ledger where id = 2").fetchall() == [(2, 20)]
+    assert client.notices.empty()
+    client.conn.close()
+
+
+def test_cancel_while_waiting_withdraws_the_request(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "select * from ledger")
+    approval = client.approval_id()
+    client.conn.cancel_safe()
+    client.join()
+    assert isinstance(client.error, psycopg.errors.QueryCanceled)
+    shown = json.loads(approvals_cli(held, "show", approval, "--json").stdout)
+    assert shown["state"] == "withdrawn"
+    assert client.conn.execute("select 1").fetchone() == (1,)
+    client.conn.close()
+
+
+def test_a_client_that_vanishes_while_waiting_withdraws_the_request(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "select * from ledger")
+    approval = client.approval_id()
+    client.conn.pgconn.finish()                 # the socket goes away under the waiting thread
+    client.thread.join(30)
+    held.wait_for("approval.withdrawn", id=approval)
+    assert json.loads(approvals_cli(held, "show", approval, "--json").stdout)["state"] == "withdrawn"
+
+
+def test_the_requester_cannot_approve_and_a_rule_names_its_approvers(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "delete from ledger where id = 3")
+    approval = client.approval_id()
+    refused = approvals_cli(held, "approve", approval, approver="postgres")
+    assert refused.returncode == 1 and "cannot approve" in refused.stderr + refused.stdout
+    assert approvals_cli(held, "approve", approval, approver="bob").returncode == 1   # not named
+    assert approvals_cli(held, "approve", approval, approver="alice").returncode == 0
+    client.join()
+    assert client.error is None and pg.psql("select count(*) from ledger").strip() == "2"
+    client.conn.close()
+
+
+def test_a_pipeline_is_held_and_released_as_one_unit(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "select id from ledger order by id", pipeline=True)
+    assert approvals_cli(held, "approve", client.approval_id()).returncode == 0
+    client.join()
+    assert client.error is None and client.result == [(1,), (2,), (3,)]
+    client.conn.close()
+
+
+def test_approvals_show_in_the_metrics(pg, held):
+    client = HeldClient(pg.dsn(port=held.port), "select * from ledger")
+    approvals_cli(held, "deny", client.approval_id())
+    client.join().conn.close()
+    admin = f"http://127.0.0.1:{held.ports('admin')[0]}"
+    token = (held.config_path.parent / "wireproxy-admin.token").read_text().strip()
+    text = subprocess.run(["curl", "-sS", "-H", f"Authorization: Bearer {token}", f"{admin}/metrics"],
+                          capture_output=True, text=True, timeout=30).stdout
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("wireproxy_statements_total", (("decision", "approve"),))] >= 1
+    assert samples[("wireproxy_approval_outcomes_total", (("outcome", "denied"),))] >= 1
