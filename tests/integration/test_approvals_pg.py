@@ -68,7 +68,8 @@ def held(pg, start_proxy, tmp_path, ledger):
 
 
 def approvals_cli(proxy, *args: str, approver: str = "bob") -> subprocess.CompletedProcess:
-    return subprocess.run([*WIREPROXY, "approvals", *args, "--config", str(proxy.config_path)],
+    admin = f"127.0.0.1:{proxy.ports('admin')[0]}"     # the config says port 0: ask the proxy
+    return subprocess.run([*WIREPROXY, "approvals", *args, "--config", str(proxy.config_path), "--admin", admin],
                           capture_output=True, text=True, cwd=ROOT, timeout=60,
                           env={**os.environ, "WIREPROXY_APPROVER": approver})
 
@@ -91,9 +92,9 @@ class HeldClient:
                 with self.conn.pipeline():
                     self.conn.execute("select 1")
                     cur = self.conn.execute(sql)
-                self.result = cur.fetchall()
             else:
-                self.result = self.conn.execute(sql).fetchall()
+                cur = self.conn.execute(sql)
+            self.result = cur.fetchall() if cur.description else cur.rowcount
         except Exception as exc:
             self.error = exc
 
@@ -112,7 +113,9 @@ class HeldClient:
 def test_a_held_statement_approved_through_the_cli_runs_and_returns_its_rows(pg, held):
     client = HeldClient(pg.dsn(port=held.port), "select id, amount from ledger order by id")
     approval = client.approval_id()
-    listed = [json.loads(line) for line in approvals_cli(held, "list", "--json").stdout.splitlines()]
+    run = approvals_cli(held, "list", "--json")
+    assert run.returncode == 0, run.stderr
+    listed = [json.loads(line) for line in run.stdout.splitlines()]
     assert [(a["id"], a["rule"], a["user"]) for a in listed] == [(approval, "ask-ledger", "postgres")]
     assert "ledger" in listed[0]["statement"]
     # While it waits, nothing of it is on the server.
@@ -152,6 +155,8 @@ def test_a_window_grant_lets_the_next_statement_of_the_same_shape_through(pg, he
     assert approvals_cli(held, "approve", client.approval_id(), "--window", "10m").returncode == 0
     client.join()
     assert client.result == [(1, 10)]
+    while not client.notices.empty():          # the reminders sent while the first one waited
+        client.notices.get_nowait()
     # The same text modulo constants, same user: no asking.
     assert client.conn.execute("select * from ledger where id = 2").fetchall() == [(2, 20)]
     assert client.notices.empty()
@@ -187,7 +192,8 @@ def test_the_requester_cannot_approve_and_a_rule_names_its_approvers(pg, held):
     assert approvals_cli(held, "approve", approval, approver="bob").returncode == 1   # not named
     assert approvals_cli(held, "approve", approval, approver="alice").returncode == 0
     client.join()
-    assert client.error is None and pg.psql("select count(*) from ledger").strip() == "2"
+    assert client.error is None and client.result == 1
+    assert pg.psql("select count(*) from ledger").strip() == "2"
     client.conn.close()
 
 
@@ -211,3 +217,61 @@ def test_approvals_show_in_the_metrics(pg, held):
                for family in text_string_to_metric_families(text) for s in family.samples}
     assert samples[("wireproxy_statements_total", (("decision", "approve"),))] >= 1
     assert samples[("wireproxy_approval_outcomes_total", (("outcome", "denied"),))] >= 1
+
+
+def test_two_proxies_sharing_the_postgres_store_release_each_others_holds(pg, start_proxy, tmp_path, ledger):
+    """A statement held on one wireproxy is approved through the other's admin API."""
+    store = (f'store = "postgres"\ndsn = "postgresql://scramuser@127.0.0.1:{pg.port}/postgres"\n'
+             f'password_env = "WIREPROXY_APPROVALS_PASSWORD"\ntable = "approvals_two_proxies"\n')
+    os.environ["WIREPROXY_APPROVALS_PASSWORD"] = "scram-secret"
+    try:
+        holding = start_proxy(config=config(pg, tmp_path, store))
+        deciding = start_proxy(config=config(pg, tmp_path, store))
+    finally:
+        del os.environ["WIREPROXY_APPROVALS_PASSWORD"]
+    for proxy, number in ((holding, 0), (deciding, 1)):
+        proxy.wait_for("approvals.store_connected")
+        proxy.config_path = tmp_path / f"wireproxy-{number}.toml"
+    client = HeldClient(pg.dsn(port=holding.port), "select id from ledger order by id")
+    approval = client.approval_id()
+    listed = approvals_cli(deciding, "list", "--json")
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [approval]
+    assert approvals_cli(deciding, "approve", approval, "--reason", "from the other instance").returncode == 0
+    client.join()
+    assert client.error is None and client.result == [(1,), (2,), (3,)]
+    client.conn.close()
+
+
+def test_a_new_request_is_posted_to_the_webhook_with_its_statement_masked(pg, start_proxy, tmp_path, ledger):
+    import http.server
+
+    received: queue.Queue = queue.Queue()
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "masks.toml").write_text('[[mask]]\nid = "mail"\ndetectors = ["email"]\nstyle = "redact"\n')
+        text = config(pg, tmp_path, f'webhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+        text = text.replace('rules = ["rules.toml"]', 'rules = ["rules.toml", "masks.toml"]')
+        proxy = start_proxy(config=text)
+        proxy.config_path = next(tmp_path.glob("wireproxy-*.toml"))
+        client = HeldClient(pg.dsn(port=proxy.port),
+                            "select * from ledger where amount > 0 -- for auditor@example.com <b>")
+        approval = client.approval_id()
+        posted = received.get(timeout=20)
+        assert posted["id"] == approval and posted["rule"] == "ask-ledger" and posted["user"] == "postgres"
+        assert "auditor@example.com" not in posted["statement"] and "<b>" in posted["statement"]
+        assert approval in json.dumps(posted["how"] if "how" in posted else posted)
+        approvals_cli(proxy, "deny", approval)
+        client.join().conn.close()
+    finally:
+        server.shutdown()

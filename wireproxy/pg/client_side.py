@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from protocols.postgres import RAW, FunctionCall, ProtocolError, Query, RemoteProtocolError
 
-from ..policy import Action
-from ..policy.decision import ALLOW
+from ..policy import Action, Decision, column_lookup_sql, routine_lookup_sql
+from ..policy.decision import ALLOW, INTERNAL_ERROR
 from . import enforcement as subst
-from .lookups import Lookup, function_name, function_name_sql
+from .lookups import Lookup, as_text, function_name, function_name_sql
 from .plain import well_formed
 from .protocol import (BIND, CLOSE, COPY_DONE, COPY_FAIL, DESCRIBE, EXECUTE, FLUSH, FUNCTION_CALL,
                        PARSE, PASSWORD, QUERY, SYNC, TERMINATE, Wait)
@@ -60,6 +60,7 @@ class ClientSide:
         self.limits = relay.limits
         self.recorder = relay.recorder
         self.out = relay.to_server
+        self._failed_lookup: str | None = None     # a statement whose catalog lookup failed
         self.handlers = {
             QUERY: self.query, PARSE: self.parse, BIND: self.bind, DESCRIBE: self.describe,
             EXECUTE: self.execute, CLOSE: self.close, SYNC: self.sync, FUNCTION_CALL: self.function_call,
@@ -90,7 +91,9 @@ class ClientSide:
 
     def query(self, message: bytes):
         sql = query_sql(message)
-        decision = self.enforcer.query(sql)
+        decision = self._with_catalog(self.enforcer.query(sql), sql)
+        if decision is None:
+            return HOLD
         if decision.action == Action.APPROVE and self.relay.hold_for_approval(sql, decision):
             return HOLD
         entry = self.conversation.expect(Wait.QUERY)
@@ -103,7 +106,9 @@ class ClientSide:
 
     def parse(self, message: bytes):
         name, sql, types = parse_fields(message)
-        decision = self.enforcer.parse(name, sql, types)
+        decision = self._with_catalog(self.enforcer.parse(name, sql, types), sql)
+        if decision is None:
+            return HOLD
         if decision.action == Action.APPROVE and self.relay.hold_for_approval(sql, decision):
             return HOLD
         entry = self.conversation.expect(Wait.PARSE)
@@ -124,6 +129,9 @@ class ClientSide:
             self.out.append(message)
             return None
         sql = self.enforcer.statements[name].sql
+        decision = self._with_catalog(decision, sql)
+        if decision is None:
+            return HOLD
         if decision.action == Action.APPROVE and self.relay.hold_for_approval(sql, decision):
             return HOLD
         entry = self.conversation.expect(Wait.BIND)
@@ -161,6 +169,37 @@ class ClientSide:
             entry.held = True
             self.relay.holds.hold()
             self.out.append(_FLUSH)
+        return None
+
+    def _with_catalog(self, decision, sql: str):
+        """A decision that needs catalog facts this session lacks (the bodies of routines it
+        calls, the columns a WHERE is decided by): look them up in band and return None, so the
+        message waits and is judged again when they are in. A decision to use as it is else."""
+        routines, columns = decision.routines_needed, decision.columns_needed
+        if not (routines or columns):
+            return decision
+        conversation = self.conversation
+        if conversation.discarding or conversation.copy_in or (
+                conversation.transaction_status == "E" and conversation.settled):
+            return decision               # the server skips or fails it whatever it calls
+        if self._failed_lookup == sql:
+            self._failed_lookup = None
+            if conversation.transaction_status == "E":
+                return decision
+            return Decision(Action.BLOCK, INTERNAL_ERROR, "wireproxy could not look up in the catalog "
+                            "what this statement calls or reads", (INTERNAL_ERROR,))
+        judge = self.enforcer.judge
+        if routines:
+            learn, names, query = judge.learn_routines, routines, routine_lookup_sql(routines)
+        else:
+            learn, names, query = judge.learn_columns, columns, column_lookup_sql(columns)
+
+        def learned(rows) -> None:
+            if rows is None:
+                self._failed_lookup = sql
+            else:
+                learn(names, as_text(rows))
+        self.relay.ask(Lookup(query, learned))
         return None
 
     def _limit(self, decision, entry) -> None:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from collections import deque
 
-from protocols.postgres import Query
+from protocols.postgres import Bind, Close, Execute, Flush, Parse, Query
 
 from .protocol import ANSWERS, ENDS_AT_READY, Pending, Wait
+
+
+_OWN = "wireproxy_lookup"       # our statement and portal inside a client's batch
 
 
 class Conversation:
@@ -87,10 +90,22 @@ class Conversation:
 
     def ask(self, lookup) -> bytes:
         """Our own read-only query; its answers belong to `lookup`. The caller holds the client's
-        input until it is answered, and never asks while the server skips or is in a copy."""
-        self.settled = False
-        self.pending.append(Pending(Wait.LOOKUP, internal=True, lookup=lookup))
-        return Query(lookup.sql).encode()
+        input until it is answered, and never asks while the server skips or is in a copy.
+        Between batches it is a simple Query. Inside an open extended-protocol batch a Query
+        would commit the batch's implicit transaction, so it goes as Parse/Bind/Execute/Close of
+        a statement and portal of our own, in the batch: its Execute's entry carries `lookup`."""
+        if self.settled or not self.full:
+            self.settled = False
+            self.pending.append(Pending(Wait.LOOKUP, internal=True, lookup=lookup))
+            return Query(lookup.sql).encode()
+        for wait in (Wait.PARSE, Wait.BIND, Wait.EXECUTE, Wait.CLOSE, Wait.CLOSE):
+            self.pending.append(Pending(wait, internal=True))      # an error of it fails the batch:
+                                                                   # the client hears it
+        self.pending[-3].lookup = lookup
+        name = _OWN
+        return b"".join((Parse(name, lookup.sql).encode(), Bind(name, name).encode(),
+                         Execute(name, 0).encode(), Close("P", name).encode(), Close("S", name).encode(),
+                         Flush().encode()))        # the server holds its answers until a Flush
 
     # ------------------------------------------------------------- what the server said --
 

@@ -73,8 +73,8 @@ class Enforcer:
 
     def decide(self, judging: Callable[[], Decision], sql: str) -> Decision:
         decision = self._decide(judging, sql)
-        if self.tally is not None:
-            self.tally[decision.action].inc()
+        if self.tally is not None and not (decision.routines_needed or decision.columns_needed):
+            self.tally[decision.action].inc()     # (those are judged again, counted then)
         return decision
 
     def _decide(self, judging: Callable[[], Decision], sql: str) -> Decision:
@@ -119,8 +119,10 @@ class Enforcer:
             self.portals[portal] = Portal(statement, message)
             return None
         decision = self.decide(lambda: self.judge.parse(statement.sql, name), statement.sql)
-        statement = self.statements[name] = Statement(statement.sql, self.rules_version, decision,
-                                                      statement.param_types)
+        # A decision still waiting for catalog facts is not final: judged again at the replay.
+        version = statement.rules_version if (decision.routines_needed or decision.columns_needed) \
+            else self.rules_version
+        statement = self.statements[name] = Statement(statement.sql, version, decision, statement.param_types)
         self.portals[portal] = Portal(statement, message)
         return decision
 

@@ -30,6 +30,13 @@ class Lookup:
         self.rows.append(DataRow(message[5:]).values)
 
 
+def as_text(rows: list[tuple] | None) -> list[tuple] | None:
+    """Rows with their values decoded (the policy reads catalog rows as text)."""
+    if rows is None:
+        return None
+    return [tuple(None if v is None else v.decode("utf-8", "surrogateescape") for v in row) for row in rows]
+
+
 def function_name_sql(oid: int) -> str:
     return _FUNCTION_NAME_SQL.format(oid=int(oid))
 

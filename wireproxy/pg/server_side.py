@@ -46,7 +46,7 @@ class ServerSide:
         relay, conversation, handlers, out = self.relay, self.conversation, self.handlers, self.out
         for code, message in items:
             head = conversation.head
-            if head is not None and head.wait is Wait.LOOKUP:
+            if head is not None and head.lookup is not None and code != ERROR:
                 self.lookup_reply(head, code, message)
                 continue
             if code == RAW:
@@ -147,6 +147,9 @@ class ServerSide:
         if entry.held:
             entry.held = False
             self.relay.release()
+        if entry.lookup is not None:                    # our own query failed: no rows
+            entry.lookup.failed = True
+            self.relay.answered(entry.lookup)
 
     # ------------------------------------------------------------- ends and errors --
 
@@ -170,6 +173,9 @@ class ServerSide:
         if is_fatal(message):
             relay.server_said_fatal = True
         quiet = head is not None and head.quiet
+        if head is not None and head.wait is Wait.LOOKUP:        # our own query between batches:
+            head.lookup.failed = True                            # its ReadyForQuery follows
+            return message if relay.server_said_fatal else None
         if head is not None:
             if head.blocked is not None and not relay.server_said_fatal:
                 message = self.enforcer.swap_error(head, message)
@@ -201,18 +207,18 @@ class ServerSide:
 
     def lookup_reply(self, head, code: int, message: bytes) -> None:
         """The answer to our own catalog query: read, never forwarded (but for what the server
-        says to the session as a whole: notifications, settings, a FATAL)."""
+        says to the session as a whole: notifications, settings). Its errors take the error
+        path: a simple query's end at ReadyForQuery, an in-batch one's skip to Sync."""
         lookup = head.lookup
         if code == DATA_ROW:
             lookup.add_row(message)
-        elif code == READY:
-            self.conversation.ready(ready_status(message))
+        elif code == READY or (code == COMPLETE and head.wait is Wait.EXECUTE):
+            if code == READY:
+                self.conversation.ready(ready_status(message))
+            else:
+                self.conversation.answered(code)
+            head.lookup = None
             self.relay.answered(lookup)
-        elif code == ERROR:
-            lookup.failed = True
-            if is_fatal(message):
-                self.relay.server_said_fatal = True
-                self.out.append(message)
         elif code in (NOTIFICATION, PARAM_STATUS):
             self.out.append(self.masked(head, message) if self.masks is not None and code == NOTIFICATION
                             else message)
