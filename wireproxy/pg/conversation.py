@@ -29,7 +29,7 @@ _OWN = "wireproxy_lookup"       # our statement and portal inside a client's bat
 
 
 class Conversation:
-    __slots__ = ("full", "pending", "discarding", "copy_in", "transaction_status", "settled")
+    __slots__ = ("full", "pending", "discarding", "copy_in", "transaction_status", "settled", "in_batch")
 
     def __init__(self, *, full: bool = True) -> None:
         # full: every answer is expected. Otherwise (a relay with nothing to inspect) only the
@@ -41,6 +41,7 @@ class Conversation:
         self.copy_in = False           # the server is in COPY FROM STDIN reading the client
         self.transaction_status = "I"
         self.settled = True            # nothing sent since the last ReadyForQuery: its status holds
+        self.in_batch = False          # extended-protocol messages sent since the last sync point
 
     @property
     def head(self) -> Pending | None:
@@ -55,6 +56,7 @@ class Conversation:
     def expect(self, wait: Wait) -> Pending | None:
         """A forwarded message the server will answer; None when the server will skip it."""
         self.settled = False
+        self.in_batch = wait not in ENDS_AT_READY
         if self.discarding:
             return None
         if self.copy_in:           # read by the copy: it fails the copy, and is answered by nothing
@@ -66,6 +68,7 @@ class Conversation:
 
     def sync(self) -> Pending | None:
         self.settled = False
+        self.in_batch = False
         if self.copy_in:           # ignored by the server during copy-in
             return None
         self.discarding = False
@@ -94,7 +97,7 @@ class Conversation:
         Between batches it is a simple Query. Inside an open extended-protocol batch a Query
         would commit the batch's implicit transaction, so it goes as Parse/Bind/Execute/Close of
         a statement and portal of our own, in the batch: its Execute's entry carries `lookup`."""
-        if self.settled or not self.full:
+        if not self.in_batch or not self.full:
             self.settled = False
             self.pending.append(Pending(Wait.LOOKUP, internal=True, lookup=lookup))
             return Query(lookup.sql).encode()

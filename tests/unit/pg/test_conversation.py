@@ -119,3 +119,14 @@ def test_our_own_requests_are_internal():
     data = conv.ask(Ask())
     assert data.startswith(b"Q") and conv.pending[-1].internal and conv.pending[-1].wait is Wait.LOOKUP
     assert conv.internal(D).internal
+
+
+def test_inside_an_open_batch_our_request_is_extended_and_keeps_the_batch_open():
+    class Ask:
+        sql = "SELECT 1"
+    conv = Conversation()
+    conv.expect(P)
+    data = conv.ask(Ask())
+    assert data[:1] == b"P" and data.endswith(b"H\0\0\0\4") and b"Q\0" not in data
+    assert [p.wait for p in conv.pending] == [P, P, B, E, C, C] and conv.pending[3].lookup is not None
+    assert all(p.internal for p in list(conv.pending)[1:])
