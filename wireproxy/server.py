@@ -43,10 +43,11 @@ class Server:
         self.upstreams = UpstreamHealth([("postgres", listener.upstream) for listener in config.postgres]
                                         + [("tcp", listener.upstream) for listener in config.tcp])
         self.admin_token = admin_token(config) if config.admin.listen is not None else None
-        # HTTP holds need someone who can decide: the broker when the admin API is on (or the
-        # one given), else none (approve answers 403: fail closed)
-        self.approvals = approvals if approvals is not None else (
-            self.broker if self.admin_token is not None else None)
+        # Holds need someone who can decide: the broker when the admin API is on here or the store
+        # is shared with instances that may have one (or the broker given); else none, and an
+        # approve decision blocks (Postgres) or answers 403 (HTTP): fail closed.
+        decidable = self.admin_token is not None or config.approvals.store == "postgres"
+        self.approvals = approvals if approvals is not None else (self.broker if decidable else None)
         self.http_proxies = [self._http_proxy(listener) for listener in config.http]
         metrics.POLICY_CACHE_HITS.collect_from(lambda: self._cache_stat("hits"))
         metrics.POLICY_CACHE_MISSES.collect_from(lambda: self._cache_stat("misses"))
@@ -162,7 +163,7 @@ class Server:
             try:
                 session = PgSession(stream, listener, self.cancels, judge_factory=judge_factory,
                                     mask_factory=mask_factory, session_log=self.session_log,
-                                    broker=self.broker)
+                                    broker=self.approvals)
                 if self.active[key] > listener.max_connections:
                     await session.refuse("53300", "sorry, too many clients already (wireproxy limit)",
                                          "too many connections")
