@@ -275,3 +275,25 @@ def test_a_new_request_is_posted_to_the_webhook_with_its_statement_masked(pg, st
         client.join().conn.close()
     finally:
         server.shutdown()
+
+
+def test_the_session_log_records_who_asked_who_decided_and_why(pg, start_proxy, tmp_path, ledger):
+    logs = tmp_path / "sessions"
+    proxy = start_proxy(config=config(pg, tmp_path).replace(
+        "[admin]", f'[log]\ndir = "{logs}"\n\n[admin]'))
+    proxy.config_path = next(tmp_path.glob("wireproxy-*.toml"))
+    client = HeldClient(pg.dsn(port=proxy.port), "select * from ledger")
+    approval = client.approval_id()
+    assert approvals_cli(proxy, "approve", approval, "--reason", "audit 2026-Q4").returncode == 0
+    client.join().conn.close()
+    proxy.wait_for("connection.close")
+    shown = subprocess.run([*WIREPROXY, "sessions", "show", "--config", str(proxy.config_path),
+                            _only_session(proxy)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert approval in shown.stdout and "bob" in shown.stdout and "audit 2026-Q4" in shown.stdout
+    assert "select * from ledger" in shown.stdout
+
+
+def _only_session(proxy) -> str:
+    (event,) = [e for e in proxy.events if e.get("event") == "connection.close"]
+    return event["session"]
