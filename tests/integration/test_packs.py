@@ -54,3 +54,36 @@ def test_the_agents_pack_through_serve(pg, shop, start_proxy):
             conn.execute("select * from pack_customers").fetchall()
         assert len(conn.execute("select * from pack_customers limit 1000").fetchall()) == 1000
     assert pg.psql("select name from pack_customers where id = 1").strip() == "Alice"
+
+
+def test_the_operators_pack_holds_schema_changes_for_a_named_dba(pg, start_proxy, tmp_path):
+    from test_approvals_pg import HeldClient, approvals_cli
+
+    pg.psql("drop table if exists ops_accounts; create table ops_accounts (id int)")
+    proxy = start_proxy(config=f'[admin]\nlisten = "127.0.0.1:0"\n\n[approvals]\nnotice_interval = 0.5\n\n'
+                               f'[[postgres]]\nlisten = "127.0.0.1:0"\nupstream = "127.0.0.1:{pg.port}"\n'
+                               f'rules = ["{ROOT / "rules" / "default.toml"}", "{ROOT / "rules" / "operators.toml"}"]\n')
+    proxy.config_path = next(tmp_path.glob("wireproxy-*.toml"))
+    client = HeldClient(pg.dsn(port=proxy.port), "alter table ops_accounts add column note text")
+    approval = client.approval_id()
+    assert approvals_cli(proxy, "approve", approval, approver="mallory").returncode == 1   # not a named DBA
+    assert pg.psql("select count(*) from information_schema.columns where table_name = 'ops_accounts'").strip() == "1"
+    assert approvals_cli(proxy, "approve", approval, approver="alice").returncode == 0
+    client.join()
+    assert client.error is None
+    client.conn.close()
+    assert pg.psql("select count(*) from information_schema.columns where table_name = 'ops_accounts'").strip() == "2"
+    with psycopg.connect(pg.dsn(port=proxy.port), autocommit=True) as conn:
+        conn.execute("insert into ops_accounts values (1)")                 # writes pass, audited
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no-drop"):
+            conn.execute("drop table ops_accounts")                         # the default pack's block wins
+    proxy.wait_for("statement.audit", rule="operators-audit-writes")
+    pg.psql("drop table ops_accounts")
+
+
+def test_the_operators_pack_blocks_when_nobody_could_approve(pg, start_proxy):
+    proxy = start_proxy("--rules", str(ROOT / "rules" / "default.toml"), "--rules", str(ROOT / "rules" / "operators.toml"))
+    with psycopg.connect(pg.dsn(port=proxy.port), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="operators-schema-change"):
+            conn.execute("create table ops_never (id int)")
+    assert pg.psql("select count(*) from pg_class where relname = 'ops_never'").strip() == "0"
