@@ -100,13 +100,17 @@ def run_hypothesis(target: Target, seconds: float) -> int:
 
 
 def run_atheris(target: Target, seconds: float) -> int:
+    import tempfile
+
     import atheris
 
     folder = CORPUS / target.name
-    args = [sys.argv[0], f"-max_total_time={int(max(1, seconds))}", f"-artifact_prefix={CRASHES}/{target.name}-"]
     CRASHES.mkdir(exist_ok=True)
-    if folder.is_dir():
-        args.append(str(folder))
+    # libFuzzer writes what it finds into the first corpus dir: a scratch one, the seeds read-only
+    scratch = tempfile.mkdtemp(prefix=f"fuzz-{target.name}-")
+    args = [sys.argv[0], f"-max_total_time={int(max(1, seconds))}", f"-artifact_prefix={CRASHES}/{target.name}-",
+            scratch, *([str(folder)] if folder.is_dir() else [])]
+    atheris.instrument_all()                           # coverage feedback from every loaded module
     atheris.Setup(args, target.check)
     atheris.Fuzz()                                      # exits the process when done
     return 0

@@ -55,3 +55,11 @@ def test_cli_lists_and_runs_a_target():
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "no failure" in run.stdout
+
+
+def test_cli_runs_a_target_under_atheris_with_coverage():
+    run = subprocess.run([sys.executable, "-m", "fuzz", "pg-frontend", "--engine", "atheris", "--seconds", "2"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "INITED cov:" in run.stderr and "Done " in run.stderr
+    assert not list((ROOT / "fuzz" / "crashes").glob("pg-frontend-*"))
