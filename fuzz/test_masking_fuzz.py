@@ -33,7 +33,7 @@ from wireproxy.masking import (
     MaskSpec,
     copyline,
 )
-from wireproxy.masking.detectors import IBAN_LENGTHS, luhn_ok
+from wireproxy.masking.validators import IBAN_LENGTHS, luhn_ok
 
 SLOW = os.environ.get("WIREPROXY_SLOW") == "1"
 EXAMPLES = 3000 if SLOW else 150

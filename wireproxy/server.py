@@ -56,6 +56,13 @@ class Server:
         self._sessions_scope: trio.CancelScope | None = None
         self.bound: dict[str, list[tuple[str, int]]] = {}
 
+    def reload(self, why: str) -> None:
+        """Rule files, and the certificates of listeners that serve TLS."""
+        self.rulebooks.reload_all(why)
+        for proxy in self.http_proxies:
+            if proxy.tls is not None:
+                proxy.tls.reload()
+
     def request_shutdown(self) -> None:
         if self._stop.is_set():
             if self._sessions_scope is not None:
@@ -321,14 +328,14 @@ class ListenError(Exception):
 
 
 async def serve(config: Config, *, server: Server | None = None) -> None:
-    """Run until SIGTERM/SIGINT (twice: at once); SIGHUP reloads the rules."""
+    """Run until SIGTERM/SIGINT (twice: at once); SIGHUP reloads the rules and certificates."""
     server = server or Server(config)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             async def watch_signals():
                 async for signum in signals:
                     if signum == signal.SIGHUP:
-                        server.rulebooks.reload_all("SIGHUP")
+                        server.reload("SIGHUP")
                     else:
                         server.request_shutdown()
 

@@ -38,6 +38,8 @@ class HttpListener:
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
     upstream_ca: Path | None = None
+    tls_cert: Path | None = None           # TLS towards clients (both or neither; reloaded on SIGHUP)
+    tls_key: Path | None = None
     upstream_key_env: str | None = None
     upstream_auth: str = "auto"            # auto (as the client sent it) | bearer | x-api-key | api-key
     clients: list[HttpClientEntry] = field(default_factory=list)
@@ -69,6 +71,11 @@ def http_listener(c: Checker, base: Path) -> HttpListener:
             raise c.error(key, f"{c.name(key)} must be a positive number of seconds")
         setattr(listener, key, value)
     listener.upstream_ca = _path(base, c.get("upstream_ca", str))
+    listener.tls_cert = _path(base, c.get("tls_cert", str))
+    listener.tls_key = _path(base, c.get("tls_key", str))
+    if (listener.tls_cert is None) != (listener.tls_key is None):
+        raise c.error("tls_key" if listener.tls_key is None else "tls_cert",
+                      "tls_cert and tls_key go together")
     listener.upstream_key_env = c.get("upstream_key_env", str)
     listener.upstream_auth = c.choice("upstream_auth", ("auto", "bearer", "x-api-key", "api-key"), "auto")
     for key in ("requests_per_minute", "tokens_per_minute"):

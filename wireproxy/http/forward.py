@@ -19,7 +19,7 @@ from wireproxy.config.settings import parse_address
 from wireproxy.telemetry.logs import log
 
 from ..streams import connect
-from ..tcp.forward import _pump as pump
+from ..tcp.forward import pump
 from .ca import DEFAULT_CERT, DEFAULT_KEY, CaError, LeafMinter
 from .client import Origin
 from .errors import HttpError

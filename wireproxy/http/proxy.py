@@ -18,6 +18,7 @@ import trio
 
 from wireproxy.config.tomlfile import ConfigError
 from wireproxy.telemetry.logs import log
+from wireproxy.tls import ServerTLS, TLSConfigError
 
 from .client import HttpClient, Origin
 from .errors import HttpError
@@ -27,6 +28,15 @@ from .ratelimit import RateLimiter
 from .recording import ConnectionContext
 from .rules import HttpRules
 from .serverconn import ClientGone, Limits, Request, ServerConnection
+
+
+def _client_tls(settings) -> ServerTLS | None:
+    if settings.tls_cert is None:
+        return None
+    try:
+        return ServerTLS(settings.tls_cert, settings.tls_key)
+    except TLSConfigError as exc:
+        raise ConfigError(settings.tls_cert, None, str(exc)) from None
 
 
 def _upstream_ssl(settings):
@@ -70,6 +80,7 @@ class HttpProxy:
         if self.upstream is None:
             from .forward import Tunnels
             self.tunnels = Tunnels(self)
+        self.tls = _client_tls(settings)
         self.active = 0
         self.connections: set[ServerConnection] = set()
         self.stopping = False
@@ -95,10 +106,25 @@ class HttpProxy:
                 conn = ServerConnection(stream, self.limits, peer)
                 await self._refuse(conn, HttpError(503, "too many connections (wireproxy limit)"))
                 return
+            if self.tls is not None:
+                stream = await self._tls_handshake(stream, peer)
+                if stream is None:
+                    return
             await self.serve_connection(stream, peer, None)
         finally:
             self.active -= 1
             await trio.aclose_forcefully(stream)
+
+    async def _tls_handshake(self, stream, peer: str):
+        tls = trio.SSLStream(stream, self.tls.context, server_side=True, https_compatible=True)
+        try:
+            with trio.fail_after(self.limits.header_timeout):
+                await tls.do_handshake()
+        except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+            cause = exc.__cause__ or exc
+            log("http.tls_failed", level="warning", client=peer, error=str(cause) or type(cause).__name__)
+            return None
+        return tls
 
     async def _refuse(self, conn: ServerConnection, error: HttpError) -> None:
         try:

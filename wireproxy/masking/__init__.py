@@ -7,16 +7,9 @@ either step means rows are forwarded as raw bytes.
 
 from .detectors import BUILTINS, Detectors, find
 from .errors import MaskConfigError, MaskingError
-from .masker import (
-    JSON_OID,
-    JSONB_OID,
-    TEXT_ARRAY_OIDS,
-    TEXT_LIKE_OIDS,
-    Column,
-    Masker,
-    RowPlan,
-    UserMasker,
-)
+from .masker import Masker, UserMasker
+from .rowplan import RowPlan
+from .values import JSON_OID, JSONB_OID, TEXT_ARRAY_OIDS, TEXT_LIKE_OIDS, Column
 from .spec import DETECTOR_NAMES, STYLES, CustomDetector, MaskSpec
 from .styles import HASH_HEX_CHARS, REDACTED, Hasher, Style
 

@@ -47,59 +47,20 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import struct
 from collections.abc import Iterable, Sequence
 from typing import Callable, NamedTuple
 
-from . import copyline
 from .detectors import Detectors
-from .errors import MaskConfigError, MaskingError
+from .errors import MaskConfigError
 from .spec import DETECTOR_NAMES, CustomDetector, MaskSpec
 from .styles import REDACTED, Hasher, Style
 
-TEXT_LIKE_OIDS = frozenset({25, 1043, 1042, 19, 18, 705, 142, 0})
-JSON_OID = 114
-JSONB_OID = 3802
-# array type OID -> element type OID
-TEXT_ARRAY_OIDS: dict[int, int] = {1009: 25, 1015: 1043, 1014: 1042, 1003: 19, 1002: 18,
-                                   143: 142, 199: 114, 3807: 3802}
+from .values import (JSON_OID, JSONB_OID, TEXT_ARRAY_OIDS, TEXT_LIKE_OIDS,
+                     Column, Content, NULL_ACTION, ScanAction, WholeAction)
+from .rowplan import RowPlan
 
-_I32 = struct.Struct("!i")
-_unpack_i32 = _I32.unpack_from
-_pack_i32 = _I32.pack
-_ARRAY_HEAD = struct.Struct("!iiI")
-_ARRAY_DIM = struct.Struct("!ii")
-_NULL_LEN = b"\xff\xff\xff\xff"
 _PLAN_CACHE_MAX = 512
 _USER_CACHE_MAX = 4096
-
-
-class Column(NamedTuple):
-    """One result column as the relay knows it.
-
-    name      the field name from RowDescription (an alias when the query gave one)
-    table     "schema.table" (or "table") when RowDescription's table OID was resolved; None for
-              expressions or before resolution
-    type_oid  RowDescription's type OID; 0 = unknown (COPY), treated as text
-    format    0 text, 1 binary
-    attname   the table's own name for the column (from table OID + attribute number), if known
-    """
-
-    name: str
-    table: str | None = None
-    type_oid: int = 0
-    format: int = 0
-    attname: str | None = None
-
-
-class _Same:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "SAME"
-
-
-SAME = _Same()        # an action's "unchanged" answer
 
 
 # -- globs --------------------------------------------------------------------------------------
@@ -173,376 +134,6 @@ class _CompiledSpec:
         return not any(m(user) for m in self.exempt)
 
 
-# -- content replacement ------------------------------------------------------------------------
-
-SpanCheck = Callable[[str, int, int], bool]
-
-
-def _json_span_safe(text: str, s: int, e: int) -> bool:
-    """Replacing text[s:e] keeps JSON well-formed: no unescaped quote, no half escape."""
-    span = text[s:e]
-    if '"' not in span and "\\" not in span and (s == 0 or text[s - 1] != "\\"):
-        return True
-    k = s
-    while k > 0 and text[k - 1] == "\\":
-        k -= 1
-    if (s - k) % 2:
-        return False                                 # starts right after an escaping backslash
-    i = s
-    while i < e:
-        ch = text[i]
-        if ch == "\\":
-            if i + 1 >= e:
-                return False
-            i += 2
-            continue
-        if ch == '"':
-            return False
-        i += 1
-    return True
-
-
-def _array_span_safe(text: str, s: int, e: int) -> bool:
-    """Replacing text[s:e] keeps a text-format array literal well-formed."""
-    span = text[s:e]
-    return not any(ch in span for ch in '{}",\\')
-
-
-class _Content:
-    """The content detectors in force for one user, with the style of each."""
-
-    __slots__ = ("detectors", "styles", "gate")
-
-    def __init__(self, detectors: Detectors, styles: dict[str, Style]) -> None:
-        self.detectors = detectors
-        self.styles = styles
-        self.gate = detectors.gate
-
-    def replace(self, text: str, check: SpanCheck | None, nullable: bool,
-                names: list[str] | None = None) -> str | None:
-        """`text` itself when nothing is found; None when a null-style (or unsafe) hit needs the
-        whole value to become NULL and `nullable`. `names`: the detectors whose gate passed."""
-        hits = self.detectors.find(text, names)
-        if not hits:
-            return text
-        parts: list[str] = []
-        last = 0
-        styles = self.styles
-        for s, e, name in hits:
-            style = styles[name]
-            if nullable and (style.name == "null" or (check is not None and not check(text, s, e))):
-                return None
-            parts.append(text[last:s])
-            parts.append(style.text_or_redact(text[s:e]))
-            last = e
-        parts.append(text[last:])
-        return "".join(parts)
-
-
-# -- column actions -----------------------------------------------------------------------------
-# wire(body, pos, end) -> new value bytes | None (NULL) | SAME, for body[pos:end]
-# text(value) -> new value str | None (NULL) | SAME, for a decoded COPY field
-
-class _NullAction:
-    __slots__ = ()
-    scan = False
-
-    def wire(self, body: bytes, pos: int, end: int) -> bytes | None:
-        return None
-
-    def text(self, value: str) -> str | None:
-        return None
-
-
-_NULL = _NullAction()
-
-
-class _WholeAction:
-    __slots__ = ("style", "json", "jsonb_binary", "const")
-    scan = False
-
-    def __init__(self, style: Style, kind: str, binary: bool) -> None:
-        self.style = style
-        self.json = kind in ("json", "jsonb")
-        self.jsonb_binary = kind == "jsonb" and binary
-        const = style.raw(b"", json_value=self.json) if style.name == "redact" else None
-        if const is not None and self.jsonb_binary:
-            const = b"\x01" + const
-        self.const = const
-
-    def wire(self, body: bytes, pos: int, end: int) -> bytes | None:
-        if self.const is not None:
-            return self.const
-        if self.jsonb_binary:
-            if end == pos or body[pos] != 1:
-                return None                           # unknown jsonb version: nothing to keep
-            out = self.style.raw(body[pos + 1:end], json_value=True)
-            return None if out is None else b"\x01" + out
-        return self.style.raw(body[pos:end], json_value=self.json)
-
-    def text(self, value: str) -> str | None:
-        out = self.style.raw(value.encode("utf-8", "surrogateescape"), json_value=self.json)
-        return None if out is None else out.decode("utf-8", "surrogateescape")
-
-
-class _ScanAction:
-    __slots__ = ("content", "kind", "binary", "check", "gate")
-    scan = True
-
-    def __init__(self, content: _Content, kind: str, binary: bool) -> None:
-        self.content = content
-        self.kind = kind                               # text | json | jsonb | array:<elem kind>
-        self.binary = binary
-        self.gate = content.gate
-        if kind in ("json", "jsonb"):
-            self.check: SpanCheck | None = _json_span_safe
-        elif kind.startswith("array") and not binary:
-            self.check = _array_span_safe
-        else:
-            self.check = None
-
-    def wire(self, body: bytes, pos: int, end: int) -> bytes | None | _Same:
-        if self.kind == "text":                      # the common case, inline
-            data = body[pos:end]
-            names = self.gate(data)
-            if not names:
-                return SAME
-            text = data.decode("utf-8", "surrogateescape")
-            out = self.content.replace(text, None, True, names)
-            if out is text:
-                return SAME
-            return None if out is None else out.encode("utf-8", "surrogateescape")
-        if self.binary and self.kind.startswith("array"):
-            return _scan_binary_array(body, pos, end, self.content, self.kind[6:])
-        return _scan_value(body, pos, end, self.content, self.kind, self.binary, self.check)
-
-    def text(self, value: str, names: list[str] | None = None) -> str | None | _Same:
-        out = self.content.replace(value, self.check, True, names)
-        return SAME if out is value else out
-
-
-def _scan_value(body: bytes, pos: int, end: int, content: _Content, kind: str, binary: bool,
-                check: SpanCheck | None) -> bytes | None | _Same:
-    jsonb_binary = binary and kind == "jsonb"
-    if jsonb_binary:
-        if end == pos or body[pos] != 1:
-            return None
-        pos += 1
-    data = body[pos:end]
-    names = content.gate(data)
-    if not names:
-        return SAME
-    text = data.decode("utf-8", "surrogateescape")
-    out = content.replace(text, check, True, names)
-    if out is text:
-        return SAME
-    if out is None:
-        return None
-    data = out.encode("utf-8", "surrogateescape")
-    return b"\x01" + data if jsonb_binary else data
-
-
-def _scan_binary_array(body: bytes, pos: int, end: int, content: _Content,
-                       elem_kind: str) -> bytes | None | _Same:
-    """Content detectors over the elements of a binary array of a text-like type."""
-    if end - pos < 12:
-        raise MaskingError("binary array shorter than its header")
-    ndim, flags, _elem_oid = _ARRAY_HEAD.unpack_from(body, pos)
-    if not 0 <= ndim <= 6:
-        raise MaskingError(f"binary array with {ndim} dimensions")
-    p = pos + 12
-    if p + 8 * ndim > end:
-        raise MaskingError("binary array dimensions past the value's end")
-    count = 1 if ndim else 0
-    for _ in range(ndim):
-        dim, _lbound = _ARRAY_DIM.unpack_from(body, p)
-        if dim < 0:
-            raise MaskingError("binary array with a negative dimension")
-        count *= dim
-        p += 8
-    check = _json_span_safe if elem_kind in ("json", "jsonb") else None
-    pieces: list[bytes] = []
-    last = pos
-    added_null = False
-    for _ in range(count):
-        if p + 4 > end:
-            raise MaskingError("binary array element header past the value's end")
-        ln = _unpack_i32(body, p)[0]
-        p += 4
-        if ln < 0:
-            if ln != -1:
-                raise MaskingError(f"binary array element length {ln}")
-            continue
-        e = p + ln
-        if e > end:
-            raise MaskingError("binary array element past the value's end")
-        new = _scan_value(body, p, e, content, elem_kind, True, check)
-        if new is not SAME:
-            pieces.append(body[last:p - 4])
-            if new is None:
-                pieces.append(_NULL_LEN)
-                added_null = True
-            else:
-                pieces.append(_pack_i32(len(new)))
-                pieces.append(new)               # type: ignore[arg-type]
-            last = e
-        p = e
-    if p != end:
-        raise MaskingError("binary array with bytes after its last element")
-    if not pieces:
-        return SAME
-    pieces.append(body[last:end])
-    out = b"".join(pieces)
-    if added_null and not flags:
-        out = out[:4] + b"\x00\x00\x00\x01" + out[8:]
-    return out
-
-
-# -- plans --------------------------------------------------------------------------------------
-
-class RowPlan:
-    """What to do to each column of the rows that follow one RowDescription (or one COPY).
-
-    columns          the columns the plan was made for
-    refuse_reason    set when a rule says binary = "refuse" and a masked non-text column is sent
-                     in binary: the relay refuses the statement instead of running it
-    masked_columns   indexes of columns masked whole (by a column rule)
-    scanned_columns  indexes of columns the content detectors read
-    """
-
-    __slots__ = ("columns", "refuse_reason", "masked_columns", "scanned_columns",
-                 "_actions", "_wires", "_ncols", "_stop", "_row_gate")
-
-    def __init__(self, columns: tuple[Column, ...], actions: list, refuse_reason: str | None,
-                 row_gate: Callable | None) -> None:
-        self.columns = columns
-        self.refuse_reason = refuse_reason
-        self._actions = tuple(actions)
-        self._wires = tuple(None if a is None else a.wire for a in actions)
-        self._ncols = len(actions)
-        self._stop = max((i + 1 for i, a in enumerate(actions) if a is not None), default=0)
-        self.masked_columns = tuple(
-            i for i, a in enumerate(actions) if a is not None and not a.scan)
-        self.scanned_columns = tuple(i for i, a in enumerate(actions) if a is not None and a.scan)
-        self._row_gate = row_gate
-
-    def rewrite(self, body: bytes) -> bytes:
-        """A DataRow body (after the 5-byte message header) with masked values and correct
-        lengths. Returns `body` itself when nothing changed. Raises MaskingError when the
-        column count differs from the plan's or a length up to the last planned column points
-        outside the row. Columns after the last planned one are not walked: their bytes go out
-        as they came, exactly as on the raw fast path.
-
-        A plan with only content detectors first runs the detectors' gates over the whole body:
-        a row where no detector could match goes back unread, as on the raw fast path.
-        """
-        row_gate = self._row_gate
-        if row_gate is not None and not row_gate(body):
-            return body
-        n = len(body)
-        if n < 2:
-            raise MaskingError("DataRow shorter than its column count")
-        count = (body[0] << 8) | body[1]
-        if count != self._ncols:
-            raise MaskingError(f"DataRow has {count} columns, RowDescription said {self._ncols}")
-        wires = self._wires
-        unpack = _unpack_i32
-        pos = 2
-        pieces: list[bytes] | None = None
-        last = 0
-        for i in range(self._stop):
-            if pos + 4 > n:
-                raise MaskingError(f"DataRow column {i}: length past the end of the row")
-            ln = unpack(body, pos)[0]
-            pos += 4
-            if ln < 0:
-                if ln != -1:
-                    raise MaskingError(f"DataRow column {i}: length {ln}")
-                continue
-            end = pos + ln
-            if end > n:
-                raise MaskingError(f"DataRow column {i}: value past the end of the row")
-            wire = wires[i]
-            if wire is not None:
-                new = wire(body, pos, end)
-                if new is not SAME:
-                    if pieces is None:
-                        pieces = []
-                    pieces.append(body[last:pos - 4])
-                    if new is None:
-                        pieces.append(_NULL_LEN)
-                    else:
-                        pieces.append(_pack_i32(len(new)))
-                        pieces.append(new)
-                    last = end
-            pos = end
-        if pieces is None:
-            return body
-        pieces.append(body[last:])
-        return b"".join(pieces)
-
-    def rewrite_copy_line(self, line: bytes, fmt: str = "text", *,
-                          delimiter: bytes | None = None, null: bytes | None = None,
-                          quote: bytes = b'"', escape: bytes | None = None) -> bytes:
-        """One COPY TO STDOUT row (a CopyData payload, with its line terminator) in text or csv
-        format, masked. Options as in the COPY statement; defaults are PostgreSQL's. The plan
-        must have been made from the COPY's columns (`Column(name, table)`, type_oid 0). A csv
-        HEADER line is not a row: forward it untouched. Binary COPY is not handled here (the
-        relay refuses it when a plan is in force)."""
-        row, term = copyline.split_line(line)
-        esc = escape if escape is not None else quote
-        if fmt == "text":
-            delim = delimiter if delimiter is not None else b"\t"
-            null_s = null if null is not None else b"\\N"
-            fields = copyline.split_text(row, delim)
-        elif fmt == "csv":
-            delim = delimiter if delimiter is not None else b","
-            null_s = null if null is not None else b""
-            fields = copyline.split_csv(row, delim, quote, esc)
-        else:
-            raise ValueError(f"COPY format {fmt!r}: only text and csv are rewritten")
-        if len(fields) != self._ncols:
-            raise MaskingError(f"COPY row has {len(fields)} fields, expected {self._ncols}")
-        changed = False
-        for i, act in enumerate(self._actions):
-            if act is None:
-                continue
-            raw = fields[i]
-            if fmt == "text":
-                if raw == null_s:
-                    continue
-                data = copyline.unescape_text(raw)
-            else:
-                if raw == null_s:
-                    continue                              # unquoted null marker
-                data = copyline.unquote_csv(raw, quote, esc)
-            if act.scan:
-                names = act.gate(data)
-                if not names:
-                    continue
-                new = act.text(data.decode("utf-8", "surrogateescape"), names)
-            else:
-                new = act.text(data.decode("utf-8", "surrogateescape"))
-            if new is SAME:
-                continue
-            changed = True
-            if new is None:
-                fields[i] = null_s
-                continue
-            enc = new.encode("utf-8", "surrogateescape")
-            if fmt == "text":
-                fields[i] = copyline.escape_text(enc, delim)
-            else:
-                fields[i] = copyline.quote_csv(enc, delim, quote, esc, null_s)
-        if not changed:
-            return line
-        return delim.join(fields) + term
-
-    def __repr__(self) -> str:
-        return (f"RowPlan(masked={self.masked_columns}, scanned={self.scanned_columns}, "
-                f"refuse_reason={self.refuse_reason!r})")
-
-
 class _Rule(NamedTuple):
     style: Style
     refuse: bool
@@ -570,8 +161,8 @@ class UserMasker:
         for c in compiled:
             for name in c.spec.detectors:
                 styles.setdefault(name, c.style)
-        self.content: _Content | None = (
-            _Content(Detectors(styles, custom), styles) if styles else None)
+        self.content: Content | None = (
+            Content(Detectors(styles, custom), styles) if styles else None)
         self._plans: dict[tuple, RowPlan | None] = {}
         self._strict = [(c.spec.id, g.pattern) for c in compiled if c.spec.strict for g in c.globs]
 
@@ -633,18 +224,18 @@ class UserMasker:
             rule = self._column_rule(col)
             if rule is not None:
                 if rule.style.name == "null":
-                    actions.append(_NULL)
+                    actions.append(NULL_ACTION)
                 elif kind in ("text", "json", "jsonb"):
-                    actions.append(_WholeAction(rule.style, kind, binary))
+                    actions.append(WholeAction(rule.style, kind, binary))
                 else:
-                    actions.append(_NULL)
+                    actions.append(NULL_ACTION)
                     if binary and rule.refuse and refuse_reason is None:
                         refuse_reason = (
                             f"column {col.name!r} is masked by rule {rule.mask_id} but is sent"
                             f" in binary format as type {col.type_oid}, which cannot be masked"
                             " in place")
             elif content is not None and kind is not None:
-                actions.append(_ScanAction(content, kind, binary))
+                actions.append(ScanAction(content, kind, binary))
             else:
                 actions.append(None)
         if all(a is None for a in actions):

@@ -180,7 +180,7 @@ class ClientSide:
             return decision
         conversation = self.conversation
         if conversation.discarding or conversation.copy_in or (
-                conversation.transaction_status == "E" and conversation.settled):
+                conversation.transaction_status == "E" and conversation.status_known):
             return decision               # the server skips or fails it whatever it calls
         if self._failed_lookup == sql:
             self._failed_lookup = None
@@ -252,7 +252,7 @@ class ClientSide:
         elif call.function_oid in enforcer.function_names:
             self._judged_call(call, message)
         elif conversation.discarding or conversation.copy_in or (
-                conversation.transaction_status == "E" and conversation.settled):
+                conversation.transaction_status == "E" and conversation.status_known):
             self._unrunnable_call()
         else:
             def resolved(rows: list[tuple] | None) -> None:

@@ -26,10 +26,12 @@ from .protocol import ANSWERS, ENDS_AT_READY, Pending, Wait
 
 
 _OWN = "wireproxy_lookup"       # our statement and portal inside a client's batch
+_RUNS_STATEMENTS = frozenset({Wait.QUERY, Wait.FUNCTION, Wait.EXECUTE})
 
 
 class Conversation:
-    __slots__ = ("full", "pending", "discarding", "copy_in", "transaction_status", "settled", "in_batch")
+    __slots__ = ("full", "pending", "discarding", "copy_in", "transaction_status", "settled", "status_known",
+                 "in_batch")
 
     def __init__(self, *, full: bool = True) -> None:
         # full: every answer is expected. Otherwise (a relay with nothing to inspect) only the
@@ -40,7 +42,8 @@ class Conversation:
         self.discarding = False        # the server skips messages up to the next Sync
         self.copy_in = False           # the server is in COPY FROM STDIN reading the client
         self.transaction_status = "I"
-        self.settled = True            # nothing sent since the last ReadyForQuery: its status holds
+        self.settled = True            # nothing sent since the last ReadyForQuery
+        self.status_known = True       # nothing that runs a statement sent since: its status holds
         self.in_batch = False          # extended-protocol messages sent since the last sync point
 
     @property
@@ -56,6 +59,8 @@ class Conversation:
     def expect(self, wait: Wait) -> Pending | None:
         """A forwarded message the server will answer; None when the server will skip it."""
         self.settled = False
+        if wait in _RUNS_STATEMENTS:   # only these can end or abort a transaction
+            self.status_known = False
         self.in_batch = wait not in ENDS_AT_READY
         if self.discarding:
             return None
@@ -98,7 +103,7 @@ class Conversation:
         would commit the batch's implicit transaction, so it goes as Parse/Bind/Execute/Close of
         a statement and portal of our own, in the batch: its Execute's entry carries `lookup`."""
         if not self.in_batch or not self.full:
-            self.settled = False
+            self.settled = self.status_known = False
             self.pending.append(Pending(Wait.LOOKUP, internal=True, lookup=lookup))
             return Query(lookup.sql).encode()
         for wait in (Wait.PARSE, Wait.BIND, Wait.EXECUTE, Wait.CLOSE, Wait.CLOSE):
@@ -137,7 +142,7 @@ class Conversation:
                 break
         if self.full:
             self._drop_markers()
-        self.settled = not pending
+        self.settled = self.status_known = not pending
         return done
 
     def error(self) -> list[Pending]:

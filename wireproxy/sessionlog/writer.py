@@ -1,5 +1,5 @@
-"""The write path: SessionLog (a writer service run as a trio task) and SessionRecorder (what a
-relay holds for one session).
+"""The write path: SessionLog, a writer service run as a trio task, and the SessionRecorder
+(recorder.py) a relay holds for one session; the files themselves are files.py's.
 
     log = SessionLog(dir, key_file)             # loads key_file.pub; KeyFileError if unusable
     await nursery.start(log.run)                # writer service, in a nursery that outlives sessions
@@ -39,7 +39,6 @@ go on with `rec.failed` None, unrecorded where the log cannot be written.
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
 import os
@@ -53,100 +52,14 @@ from .. import __version__
 from .errors import KeyFileError, LogUnavailable
 from .format import SUFFIX, SessionEncoder, dumps, iso, key_id_of, new_session_id, session_started
 from .keys import load_public_key, public_key_path
+from .files import LogSession, close_fd, prepare_dir, strerror, write_batch
+from .recorder import SessionRecorder
 from .retention import apply_retention
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not Unix
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger("wireproxy.sessionlog")
 
 _SLICE = 256                 # records encrypted between two checkpoints (about 1 ms)
 _now = time.time
-_fdatasync = getattr(os, "fdatasync", os.fsync)
-
-
-class _Session:
-    __slots__ = ("id", "sid", "path", "fd", "encoder", "failed", "closing", "result_budget",
-                 "result_used", "results_truncated", "dropped", "header", "queue", "end")
-
-    def __init__(self, sid: bytes, path: Path, result_budget: int):
-        self.sid = sid
-        self.id = sid.hex()
-        self.path = path
-        self.fd: int | None = None
-        self.encoder: SessionEncoder | None = None
-        self.failed: str | None = None
-        self.closing = False
-        # What waits for the writer: the header (until the first cycle), records, the end.
-        self.header: dict[str, Any] | None = None
-        self.queue: list[tuple[dict[str, Any], float]] = []
-        self.end: tuple[Any, float] | None = None
-        self.result_budget = result_budget
-        self.result_used = 0
-        self.results_truncated = False
-        self.dropped = 0
-
-
-class SessionRecorder:
-    """One session's handle on the log. Every method is cheap and never blocks."""
-
-    __slots__ = ("id", "_log", "_s")
-
-    def __init__(self, log: "SessionLog", session: _Session):
-        self.id = session.id
-        self._log = log
-        self._s = session
-
-    def record(self, entry: dict[str, Any]) -> None:
-        """Queue one record (a JSON-serialisable dict; the log adds `seq` and `ts`). The dict
-        belongs to the log from now on: do not change it afterwards. Never raises, never blocks:
-        check `failed` before the statement, not after."""
-        s = self._s
-        if s.closing:
-            return
-        if s.failed is not None:
-            s.dropped += 1
-            return
-        queue = s.queue
-        if not queue:
-            self._log._active[s] = None
-        queue.append((entry, _now()))
-        self._log._enqueued += 1
-
-    def close(self, summary: dict[str, Any] | None = None) -> None:
-        """End the session: queue the sealed final record (with `summary`) and wake the writer.
-        Further records are ignored; closing twice does nothing."""
-        s = self._s
-        if s.closing:
-            return
-        s.closing = True
-        self._log._queue_end(s, summary)
-
-    @property
-    def failed(self) -> str | None:
-        """Why this session must not go on (fail-closed), or None. Check before each statement."""
-        log = self._log
-        if log.fail_open:
-            return None
-        return self._s.failed or log.failed
-
-    @property
-    def wants_results(self) -> bool:
-        """Whether result rows are still worth collecting: the per-session byte cap is not used up
-        (lags the writer by up to one flush; rows past the cap are trimmed there)."""
-        return self._s.result_budget > 0
-
-    @property
-    def congested(self) -> bool:
-        log = self._log
-        return log._enqueued - log._taken >= log.max_pending
-
-    async def wait_room(self) -> None:
-        """Backpressure: returns at once unless the queue is past `max_pending`."""
-        await self._log.wait_room()
-
 
 class SessionLog:
     key_check_interval = 1.0  # seconds between looks for a rotated public key
@@ -171,8 +84,8 @@ class SessionLog:
         self._key_id = key_id_of(self._public_key)
         self._key_stat = self._stat_key()
         self.failed: str | None = None
-        self._active: dict[_Session, None] = {}   # sessions with something queued, in order
-        self._open: dict[str, _Session] = {}
+        self._active: dict[LogSession, None] = {}   # sessions with something queued, in order
+        self._open: dict[str, LogSession] = {}
         self._enqueued = 0                        # items queued (headers, records, ends), ever
         self._taken = 0                           # of which a cycle has taken
         self._processed = 0                       # of which written (or failed)
@@ -222,7 +135,7 @@ class SessionLog:
             if self._stopped:
                 raise LogUnavailable("session log unavailable: the log writer has stopped")
         sid = new_session_id()
-        session = _Session(sid, self.dir / f"{sid.hex()}{SUFFIX}", self.max_result_bytes)
+        session = LogSession(sid, self.dir / f"{sid.hex()}{SUFFIX}", self.max_result_bytes)
         if self._stopped:
             session.failed = "the log writer has stopped"
         else:
@@ -232,7 +145,7 @@ class SessionLog:
             self._enqueued += 1
         return SessionRecorder(self, session)
 
-    def _queue_end(self, session: _Session, summary: Any) -> None:
+    def _queue_end(self, session: LogSession, summary: Any) -> None:
         session.end = (summary, _now())
         self._active[session] = None
         self._enqueued += 1
@@ -260,7 +173,7 @@ class SessionLog:
             raise RuntimeError("SessionLog.run() runs once")
         self._running = True
         try:
-            problem = await trio.to_thread.run_sync(_prepare_dir, self.dir)
+            problem = await trio.to_thread.run_sync(prepare_dir, self.dir)
             if problem:
                 self._fail(problem)
             await self._housekeeping(force=True)
@@ -282,7 +195,7 @@ class SessionLog:
                         self._queue_end(session, {"reason": "shutdown"})
                 await self._cycle()
             for session in list(self._open.values()):
-                _close_fd(session)
+                close_fd(session)
             self._open.clear()
             self._running = False
             self._stopped = True
@@ -307,8 +220,8 @@ class SessionLog:
                 session.header, session.queue, session.end = None, [], None
             taken = self._enqueued - self._taken
             self._taken = self._enqueued
-            out: dict[_Session, list[bytes]] = {}
-            ending: list[_Session] = []
+            out: dict[LogSession, list[bytes]] = {}
+            ending: list[LogSession] = []
             done = 0
             for session, header, items, end in work:
                 if end is not None:
@@ -329,11 +242,11 @@ class SessionLog:
                     self._encode_end(session, end, chunks)
                 if chunks:
                     out[session] = chunks
-            errors = await trio.to_thread.run_sync(_write_batch, out, self.dir) if out else {}
+            errors = await trio.to_thread.run_sync(write_batch, out, self.dir) if out else {}
             for session, exc in errors.items():
                 self._session_failed(session, exc)
             for session in ending:
-                _close_fd(session)
+                close_fd(session)
                 session.encoder = None  # the data key leaves memory with the session
                 self._open.pop(session.id, None)
             self._processed += taken
@@ -341,7 +254,7 @@ class SessionLog:
             self._bytes_written += sum(sum(map(len, chunks)) for s, chunks in out.items() if s not in errors)
             self._signal_cycle()
 
-    def _encode_header(self, session: _Session, payload: dict[str, Any], chunks: list[bytes]) -> None:
+    def _encode_header(self, session: LogSession, payload: dict[str, Any], chunks: list[bytes]) -> None:
         try:
             session.encoder = SessionEncoder(session.sid, self._public_key, self._key_id)
             header = dict(payload)
@@ -353,12 +266,13 @@ class SessionLog:
             logger.exception("session log: cannot start the log of session %s", session.id)
             session.encoder = None
 
-    async def _encode_records(self, session: _Session, items: list[tuple[dict[str, Any], float]],
+    async def _encode_records(self, session: LogSession, items: list[tuple[dict[str, Any], float]],
                               chunks: list[bytes], done: int) -> int:
         """Frames for `items` onto `chunks`, a checkpoint every `_SLICE` records of the cycle.
         -> the cycle's running count of records encoded."""
         encoder = session.encoder
-        assert encoder is not None
+        if encoder is None:
+            raise RuntimeError(f"session {session.id}: no encoder")
         cap = functools.partial(self._cap_results, session)
         pos, total = 0, len(items)
         while pos < total:
@@ -376,9 +290,10 @@ class SessionLog:
                 await trio.lowlevel.checkpoint()
         return done
 
-    def _encode_end(self, session: _Session, end: tuple[Any, float], chunks: list[bytes]) -> None:
+    def _encode_end(self, session: LogSession, end: tuple[Any, float], chunks: list[bytes]) -> None:
         encoder = session.encoder
-        assert encoder is not None
+        if encoder is None:
+            raise RuntimeError(f"session {session.id}: no encoder")
         payload, ts = end
         fields: dict[str, Any] = {"reason": "closed"}
         if isinstance(payload, dict):
@@ -394,7 +309,7 @@ class SessionLog:
         except Exception:  # a bug in us, not the disk: the log then reads as truncated
             logger.exception("session log: cannot seal the log of session %s", session.id)
 
-    def _cap_results(self, session: _Session, entry: dict[str, Any]) -> dict[str, Any]:
+    def _cap_results(self, session: LogSession, entry: dict[str, Any]) -> dict[str, Any]:
         entry = dict(entry)
         rows = entry["result_rows"]
         if not isinstance(rows, list):
@@ -428,10 +343,10 @@ class SessionLog:
         self.failed = reason
         self._next_probe = trio.current_time() + self.retry_interval
 
-    def _session_failed(self, session: _Session, exc: OSError) -> None:
-        reason = f"cannot write {session.path}: {_strerror(exc)}"
+    def _session_failed(self, session: LogSession, exc: OSError) -> None:
+        reason = f"cannot write {session.path}: {strerror(exc)}"
         session.failed = reason
-        _close_fd(session)
+        close_fd(session)
         self._fail(reason)
         if self.fail_open:
             logger.error("session %s is NOT being recorded from here on (fail_open): %s", session.id, reason)
@@ -443,7 +358,7 @@ class SessionLog:
             self._reload_key()
         if self.failed is not None and (force or now >= self._next_probe):
             self._next_probe = now + self.retry_interval
-            problem = await trio.to_thread.run_sync(_prepare_dir, self.dir)
+            problem = await trio.to_thread.run_sync(prepare_dir, self.dir)
             if problem is None and self.failed is not None:
                 logger.warning("session log is writable again (%s); it failed with: %s", self.dir, self.failed)
                 self.failed = None
@@ -479,77 +394,3 @@ class SessionLog:
 
 
 # --- file work, in worker threads ------------------------------------------------------------
-
-
-def _strerror(exc: OSError) -> str:
-    return exc.strerror or str(exc) or errno.errorcode.get(exc.errno or 0, "error")
-
-
-def _prepare_dir(path: Path) -> str | None:
-    """Create the log dir if need be and prove it writable. -> None, or what is wrong."""
-    try:
-        if path.exists() and not path.is_dir():
-            return f"log dir {path} is not a directory"
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        probe = path / f".probe-{os.getpid()}-{os.urandom(4).hex()}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            os.write(fd, b"\0")
-            _fdatasync(fd)
-        finally:
-            os.close(fd)
-            probe.unlink(missing_ok=True)
-    except OSError as exc:
-        return f"log dir {path}: {_strerror(exc)}"
-    return None
-
-
-def _create(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o600)
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "still being recorded": readers, retention
-        except OSError:
-            pass
-    return fd
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _write_batch(out: dict[_Session, list[bytes]], log_dir: Path) -> dict[_Session, OSError]:
-    errors: dict[_Session, OSError] = {}
-    created = False
-    for session, chunks in out.items():
-        try:
-            if session.fd is None:
-                session.fd = _create(session.path)
-                created = True
-            _write_all(session.fd, b"".join(chunks))
-            _fdatasync(session.fd)
-        except OSError as exc:
-            errors[session] = exc
-            _close_fd(session)
-    if created:
-        try:
-            dfd = os.open(log_dir, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-    return errors
-
-
-def _close_fd(session: _Session) -> None:
-    fd, session.fd = session.fd, None
-    if fd is not None:
-        try:
-            os.close(fd)
-        except OSError:
-            pass

@@ -36,8 +36,8 @@ async def handle_tcp(client: trio.SocketStream, listener: TcpListener) -> None:
             reason = f"upstream unreachable: {exc.strerror or exc}"
             return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pump, client, server, counts, "from_client", nursery.cancel_scope)
-            nursery.start_soon(_pump, server, client, counts, "from_server", nursery.cancel_scope)
+            nursery.start_soon(pump, client, server, counts, "from_client", nursery.cancel_scope)
+            nursery.start_soon(pump, server, client, counts, "from_server", nursery.cancel_scope)
     finally:
         with trio.CancelScope(shield=True):
             if server is not None:
@@ -48,7 +48,7 @@ async def handle_tcp(client: trio.SocketStream, listener: TcpListener) -> None:
             duration_s=round(time.monotonic() - started, 3), reason=reason)
 
 
-async def _pump(source, sink, counts: dict, key: str, scope: trio.CancelScope) -> None:
+async def pump(source, sink, counts: dict, key: str, scope: trio.CancelScope) -> None:
     """Copy until EOF, then half-close the sink so request/response protocols finish cleanly."""
     try:
         while data := await source.receive_some(BUFSIZE):

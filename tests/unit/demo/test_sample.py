@@ -6,7 +6,7 @@ import random
 
 from wireproxy.demo import sample
 from wireproxy.masking import find
-from wireproxy.masking.detectors import luhn_ok
+from wireproxy.masking.validators import luhn_ok
 
 
 def only(name: str, text: str) -> list[str]:

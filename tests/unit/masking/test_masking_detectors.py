@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wireproxy.masking import DETECTOR_NAMES, CustomDetector, Detectors, MaskConfigError, find
-from wireproxy.masking.detectors import card_issuer_ok, iban_ok, luhn_ok
+from wireproxy.masking.validators import card_issuer_ok, iban_ok, luhn_ok
 
 
 def only(name: str, text: str) -> list[str]:

@@ -130,3 +130,13 @@ def test_inside_an_open_batch_our_request_is_extended_and_keeps_the_batch_open()
     assert data[:1] == b"P" and data.endswith(b"H\0\0\0\4") and b"Q\0" not in data
     assert [p.wait for p in conv.pending] == [P, P, B, E, C, C] and conv.pending[3].lookup is not None
     assert all(p.internal for p in list(conv.pending)[1:])
+
+
+def test_the_status_is_known_until_something_runs_a_statement():
+    conv = Conversation()
+    conv.expect(Wait.QUERY)
+    conv.ready("E")
+    conv.expect(Wait.DESCRIBE)                   # cannot end or abort a transaction
+    assert conv.status_known and not conv.settled
+    conv.expect(Wait.EXECUTE)                    # may be a ROLLBACK
+    assert not conv.status_known

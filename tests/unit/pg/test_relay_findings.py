@@ -70,3 +70,17 @@ def test_a_function_call_after_a_batch_ended_a_failed_transaction_is_looked_up()
                                     chunks=None, lands=NO_CANCEL)),
         ("function_call", dict()),
     )
+
+
+def test_a_function_call_in_a_failed_transaction_after_a_loose_describe_gets_its_ready():
+    """CI found it: a Describe left open in a failed transaction made the relay look the call's
+    function up in band; the lookup failed, the server skipped to a Sync that never came, and
+    the client waited for a ReadyForQuery. A Describe cannot end the failed transaction, so the
+    call is known to fail as it would have, with no lookup."""
+    machine = replay(
+        ("simple_query", dict(sql="SELECT n FROM small; BEGIN", chunks=None, lands=NO_CANCEL)),
+        ("copy_in_extended", dict(rows=0, fail=False, libpq=False, stray=True, chunks=None)),
+        ("loose_message", dict(kind="S", name="", what="describe")),
+        ("function_call", dict()),
+    )
+    assert machine.seen.endswith(b"Z\x00\x00\x00\x05E")

@@ -18,7 +18,7 @@ import trio
 from sessionlog_helpers import statements, write_log
 from wireproxy.sessionlog import (INTACT, OPEN, SUFFIX, TRUNCATED, Keyring, LogUnavailable, SessionLog,
                                   apply_retention, log_files, read_session, rotate_keys)
-from wireproxy.sessionlog import writer as writer_module
+from wireproxy.sessionlog import files as files_module
 
 HEADER = {"user": "alice", "database": "shop", "client_addr": "127.0.0.1:50000", "application_name": "psql",
           "upstream": "127.0.0.1:5432"}
@@ -245,12 +245,12 @@ async def test_write_error_mid_session_fails_closed_then_recovers(log_dir, key_f
         await log.flush()
         assert rec.failed is None
 
-        real_write_all = writer_module._write_all
+        real_write_all = files_module._write_all
 
         def disk_full(fd, data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        monkeypatch.setattr(writer_module, "_write_all", disk_full)
+        monkeypatch.setattr(files_module, "_write_all", disk_full)
         rec.record({"sql": "SELECT 'lost'"})
         await log.flush()
         assert rec.failed and "No space left on device" in rec.failed
@@ -258,7 +258,7 @@ async def test_write_error_mid_session_fails_closed_then_recovers(log_dir, key_f
         with pytest.raises(LogUnavailable, match="No space left"):
             log.open_session(HEADER)
 
-        monkeypatch.setattr(writer_module, "_write_all", real_write_all)
+        monkeypatch.setattr(files_module, "_write_all", real_write_all)
         with trio.fail_after(5):
             while log.failed:
                 await trio.sleep(0.02)
