@@ -78,11 +78,23 @@ def one_round(dsn: str, port: int, rng: random.Random, tally: Counter) -> None:
                         copy.write_row((n, f"row {n}"))
             assert conn.execute("SELECT count(*) FROM soak_copy").fetchone() == (200,)
         elif kind == "cancel":
-            timer = threading.Timer(0.1, conn.cancel)
-            timer.start()
-            with pytest.raises(psycopg.errors.QueryCanceled):
-                conn.execute("SELECT pg_sleep(5)")
-            timer.join()
+            # a cancel that lands before the query reaches the server does nothing: repeat it
+            running = threading.Event()
+            running.set()
+
+            def keep_cancelling():
+                while running.is_set():
+                    time.sleep(0.2)
+                    if running.is_set():
+                        conn.cancel()
+            canceller = threading.Thread(target=keep_cancelling)
+            canceller.start()
+            try:
+                with pytest.raises(psycopg.errors.QueryCanceled):
+                    conn.execute("SELECT pg_sleep(30)")
+            finally:
+                running.clear()
+                canceller.join()
             assert conn.execute("SELECT 2").fetchone() == (2,)
         elif kind == "pipeline":
             with conn.pipeline():
