@@ -29,11 +29,6 @@ def _install_ids(installs) -> list[str]:
     return [b.label if labels.count(b.label) == 1 else f"{b.label}-{b.origin}" for b in installs]
 
 
-def slow_examples(short: int, long: int = 20_000) -> int:
-    """Hypothesis budget: a short slice in CI, the long run with WIREPROXY_SLOW=1."""
-    return long if os.environ.get("WIREPROXY_SLOW") else short
-
-
 @pytest.fixture(scope="session", autouse=True)
 def client_tools_on_path(tmp_path_factory):
     """psql and pgbench for the tests that run them: the system's, else the wheel's."""

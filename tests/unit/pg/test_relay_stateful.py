@@ -15,13 +15,14 @@ model that answers as the client should see it through wireproxy (pgmodel.py). I
 
 from __future__ import annotations
 
+import os
+
 from collections import deque
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from conftest import slow_examples
 from pgmodel import FUNCTION_OID, ModelServer
 from protocols.postgres import (Authentication, BackendKeyData, Bind, Close, CopyData, CopyDone, CopyFail,
                                 Describe, Execute, Flush, Framer, FunctionCall, ParameterStatus, Parse, Query,
@@ -237,6 +238,6 @@ def _show(data: bytes) -> str:
 
 
 RelayAgainstModel.TestCase.settings = settings(
-    max_examples=slow_examples(60, 3000), stateful_step_count=30, deadline=None,
+    max_examples=3000 if os.environ.get("WIREPROXY_SLOW") else 60, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 TestRelayAgainstModel = RelayAgainstModel.TestCase
