@@ -5,9 +5,32 @@ The rule-file loader sits here, above policy/ and masking/: it builds the rule t
 the mask specs of the other, and neither of them imports it.
 """
 
-from .settings import (DEFAULT_RULES, Address, AdminConfig, ApprovalsConfig, Config, HttpListener, LogConfig,
-                       PostgresListener, TcpListener, load_config, parse_address)
+from .settings import (
+                       DEFAULT_RULES,
+                       Address,
+                       AdminConfig,
+                       ApprovalsConfig,
+                       Config,
+                       HttpListener,
+                       LogConfig,
+                       PostgresListener,
+                       TcpListener,
+                       load_config,
+                       parse_address,
+)
 from .tomlfile import ConfigError
 
-__all__ = ["Address", "AdminConfig", "ApprovalsConfig", "Config", "ConfigError", "DEFAULT_RULES", "HttpListener",
-           "LogConfig", "PostgresListener", "TcpListener", "load_config", "parse_address"]
+__all__ = [
+                       "DEFAULT_RULES",
+                       "Address",
+                       "AdminConfig",
+                       "ApprovalsConfig",
+                       "Config",
+                       "ConfigError",
+                       "HttpListener",
+                       "LogConfig",
+                       "PostgresListener",
+                       "TcpListener",
+                       "load_config",
+                       "parse_address",
+]

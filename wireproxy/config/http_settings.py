@@ -55,7 +55,7 @@ class HttpListener:
 
 
 def http_listener(c: Checker, base: Path) -> HttpListener:
-    from .settings import _address, _path, _positive     # (settings imports this module)
+    from .settings import _address, _path, _positive  # (settings imports this module)
 
     upstream = c.get("upstream", str)
     if upstream is not None and not upstream.startswith(("http://", "https://")):

@@ -16,9 +16,9 @@ import os
 import secrets
 from pathlib import Path
 
-from ..telemetry.logs import log
-from ..masking import Masker, MaskConfigError
+from ..masking import MaskConfigError, Masker
 from ..policy import Policy
+from ..telemetry.logs import log
 from .rulefile import load_rules
 from .tomlfile import ConfigError
 

@@ -87,7 +87,15 @@ from wireproxy.config.tomlfile import Checker, ConfigError, TomlFile
 from wireproxy.masking.spec import DETECTOR_NAMES, STYLES, CustomDetector, MaskSpec
 from wireproxy.policy.decision import Action
 from wireproxy.policy.facttypes import FLAGS, KINDS
-from wireproxy.policy.rules import ACTIONS, MODES, Globs, NameGlobs, Rule, RuleSet, ToolSpec
+from wireproxy.policy.rules import (
+    ACTIONS,
+    MODES,
+    Globs,
+    NameGlobs,
+    Rule,
+    RuleSet,
+    ToolSpec,
+)
 
 __all__ = ["ConfigError", "Globs", "NameGlobs", "Rule", "RuleSet", "ToolSpec", "load_rules", "parse_rules"]
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..approvals.model import parse_duration
+from ..auth import Directory
 from ..pgclient import PgTarget
 from .http_settings import HttpClientEntry, HttpListener, http_listener
+from .identity import load_directory, postgres_identity
 from .locations import TOKEN_FILE_NAME, key_file_for
 from .packs import DEFAULT_RULES
 from .tomlfile import Checker, TomlFile
@@ -51,6 +53,19 @@ class PostgresListener:
     max_connections: int = 1000
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     connect_timeout: float = 10.0
+    tls_cert: Path | None = None               # TLS towards clients (both or neither)
+    tls_key: Path | None = None
+    require_tls: bool = False                  # refuse plaintext clients
+    upstream_sslmode: str = "disable"          # disable | require | verify-full
+    upstream_ca: Path | None = None            # verify-full: the CA file (default: the system's)
+    upstream_user: str | None = None           # held credentials: clients never see them
+    upstream_password_env: str | None = None
+    upstream_password_file: Path | None = None
+    upstream_roles: dict[str, str] = field(default_factory=dict)   # "alice" / "group:ops" -> role
+
+    @property
+    def holds_credentials(self) -> bool:
+        return self.upstream_user is not None or bool(self.upstream_roles)
 
 
 @dataclass
@@ -119,10 +134,11 @@ class Config:
     postgres: list[PostgresListener] = field(default_factory=list)
     tcp: list[TcpListener] = field(default_factory=list)
     http: list[HttpListener] = field(default_factory=list)
+    directory: Directory = field(default_factory=Directory)     # [[user]] and [jwt]
     shutdown_grace: float = 30.0
 
     @classmethod
-    def defaults(cls) -> "Config":
+    def defaults(cls) -> Config:
         return cls(postgres=[PostgresListener(parse_address("127.0.0.1:6432"),
                                               parse_address("127.0.0.1:5432"), [DEFAULT_RULES])])
 
@@ -175,15 +191,18 @@ def load_config(path: str | Path) -> Config:
         c.done()
     if top.has("approvals"):
         config.approvals = _approvals(_table(top, "approvals"))
+    config.directory = load_directory(top, base)
     for i, c in enumerate(_array(top, "postgres")):
-        config.postgres.append(PostgresListener(
+        listener = PostgresListener(
             listen=_address(c, "listen", required=True),
             upstream=_address(c, "upstream", required=True),
             rules=[_path(base, r) for r in c.get_list("rules", str)],
             max_connections=_positive(c, "max_connections", 1000),
             max_message_size=_positive(c, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
             connect_timeout=float(c.get("connect_timeout", (int, float), 10.0)),
-        ))
+        )
+        postgres_identity(c, base, listener, config.directory)
+        config.postgres.append(listener)
         c.done()
     for c in _array(top, "tcp"):
         networks = []
@@ -286,5 +305,17 @@ def _path(base: Path, text: str | None) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-__all__ = ["Address", "AdminConfig", "ApprovalsConfig", "Config", "LogConfig", "PostgresListener", "TcpListener",
-           "HttpListener", "HttpClientEntry", "load_config", "parse_address", "DEFAULT_RULES"]
+__all__ = [
+    "DEFAULT_RULES",
+    "Address",
+    "AdminConfig",
+    "ApprovalsConfig",
+    "Config",
+    "HttpClientEntry",
+    "HttpListener",
+    "LogConfig",
+    "PostgresListener",
+    "TcpListener",
+    "load_config",
+    "parse_address",
+]

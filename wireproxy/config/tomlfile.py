@@ -36,7 +36,7 @@ class TomlFile:
     data: dict[str, Any]
 
     @classmethod
-    def load(cls, path: str | Path) -> "TomlFile":
+    def load(cls, path: str | Path) -> TomlFile:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -47,7 +47,7 @@ class TomlFile:
         return cls.parse(text, path)
 
     @classmethod
-    def parse(cls, text: str, path: str | Path = "<string>") -> "TomlFile":
+    def parse(cls, text: str, path: str | Path = "<string>") -> TomlFile:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
