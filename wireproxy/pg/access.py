@@ -17,8 +17,7 @@ import os
 import secrets
 
 from ..auth import Directory, Identity
-from ..auth.limiter import LoginLimiter
-from ..auth.tokens import TokenVerifier
+from ..auth.scram import ITERATIONS, parse_verifier
 from .frontdoor import FrontLogin
 
 GROUP_PREFIX = "group:"
@@ -33,13 +32,15 @@ class CredentialsUnavailable(Exception):
 
 
 class Access:
-    def __init__(self, listener, directory: Directory, *, tokens: TokenVerifier | None = None,
-                 limiter: LoginLimiter | None = None):
+    def __init__(self, listener, directory: Directory, *, limiter, tokens=None):
         self.listener = listener
         self.directory = directory
-        self.tokens = tokens
-        self.limiter = limiter or LoginLimiter()
+        self.tokens = tokens                            # auth.tokens.TokenVerifier, for [jwt]
+        self.limiter = limiter                          # auth.limiter.LoginLimiter, shared
         self._mock_secret = secrets.token_bytes(32)     # per process, as PostgreSQL's mock nonce
+        # an unknown name is offered the iteration count real users have: it must not stand out
+        counts = [parse_verifier(u.scram).iterations for u in directory.users]
+        self._mock_iterations = max(set(counts), key=counts.count) if counts else ITERATIONS
 
     @property
     def terminates(self) -> bool:
@@ -48,7 +49,7 @@ class Access:
     def login(self, user: str) -> FrontLogin | None:
         if not self.directory.terminates:
             return None
-        return FrontLogin(user, self.directory, self.tokens, self._mock_secret)
+        return FrontLogin(user, self.directory, self.tokens, self._mock_secret, self._mock_iterations)
 
     def upstream_role(self, identity: Identity) -> str:
         roles = self.listener.upstream_roles

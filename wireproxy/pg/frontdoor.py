@@ -20,7 +20,6 @@ from protocols.postgres.backend import AUTH_CLEARTEXT, AUTH_SASL_CONTINUE, AUTH_
 
 from ..auth import Identity
 from ..auth.scram import ScramRejected, ScramServer, parse_verifier
-from ..auth.tokens import TokenRejected
 
 MECHANISM = "SCRAM-SHA-256"
 PASSWORD = ord("p")
@@ -31,7 +30,7 @@ def uniform_failure(user: str) -> str:
 
 
 class FrontLogin:
-    def __init__(self, user: str, directory, tokens, mock_secret: bytes):
+    def __init__(self, user: str, directory, tokens, mock_secret: bytes, mock_iterations: int):
         self.user = user
         self.identity: Identity | None = None
         self.failure: str | None = None
@@ -42,7 +41,8 @@ class FrontLogin:
         self._scram: ScramServer | None = None
         if self.method == "scram":
             verifier = parse_verifier(entry.scram) if entry is not None else None
-            self._scram = ScramServer(verifier, mock_secret=mock_secret, username=user)
+            self._scram = ScramServer(verifier, mock_secret=mock_secret, username=user,
+                                      mock_iterations=mock_iterations)
         self._step = 0
 
     @property
@@ -87,6 +87,7 @@ class FrontLogin:
         raise RemoteProtocolError("password response after the login ended")
 
     def _token(self, body: bytes) -> bytes:
+        from ..auth.tokens import TokenRejected
         if self._step:
             raise RemoteProtocolError("password response after the login ended")
         self._step = 1
