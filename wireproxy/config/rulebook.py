@@ -53,12 +53,13 @@ class RuleBook:
                 "change when wireproxy restarts")
         return Masker(ruleset.masks, custom=ruleset.detectors, hash_key=self.hash_key)
 
-    def session_judge(self, user: str):
-        return self.policy.session(user)
+    def session_judge(self, who):
+        """The judge of one session; `who` is an Identity (or a plain user name)."""
+        return self.policy.session(getattr(who, "name", who))
 
-    def session_masker(self, user: str):
-        """The masks in force for `user` when the session starts (None: rows pass raw)."""
-        return self.masker.for_user(user) if self.masker is not None else None
+    def session_masker(self, who):
+        """The masks in force for `who` when the session starts (None: rows pass raw)."""
+        return self.masker.for_user(getattr(who, "name", who)) if self.masker is not None else None
 
     def changed_on_disk(self) -> bool:
         """The files changed since they were loaded, and not since the previous poll."""
