@@ -220,6 +220,8 @@ def _read_client_final(message: bytes, gs2_header: bytes, nonce: bytes) -> tuple
         proof = base64.b64decode(attrs[-1][1], validate=True)
     except binascii.Error:
         raise ScramRejected("malformed client-final-message (the proof is not base64)") from None
+    if base64.b64encode(proof) != attrs[-1][1]:     # unused low bits set: one proof, one spelling
+        raise ScramRejected("malformed client-final-message (the proof is not canonical base64)")
     if len(proof) != KEY_LENGTH:
         raise ScramRejected(f"malformed client-final-message (the proof is not {KEY_LENGTH} bytes)")
     return message[:message.rindex(b",p=")], proof

@@ -144,6 +144,19 @@ def test_a_tampered_proof_is_refused():
         srv.final(head + b",p=" + base64.b64encode(bytes(raw)))
 
 
+def test_a_proof_spelled_with_stray_padding_bits_is_refused():
+    # 32 bytes in base64: the character before "=" carries 2 spare bits, zero when canonical.
+    # Setting one decodes to the same proof, so only the spelling check can refuse it.
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    srv, _, final = start()
+    last = final.rindex(b"=") - 1
+    odd = alphabet[alphabet.index(final[last]) | 1]
+    tampered = final[:last] + bytes([odd]) + final[last + 1:]
+    assert base64.b64decode(tampered.rsplit(b"p=", 1)[1]) == base64.b64decode(final.rsplit(b"p=", 1)[1])
+    with pytest.raises(ScramRejected, match="canonical"):
+        srv.final(tampered)
+
+
 @given(st.data())
 @settings(max_examples=150, deadline=None)
 def test_any_change_to_a_valid_client_final_is_refused(data):
