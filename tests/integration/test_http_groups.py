@@ -7,7 +7,6 @@ import hashlib
 
 import openai
 import pytest
-
 from fakellm import FakeLLM
 from httpkit import in_thread, running_proxy
 
@@ -53,7 +52,7 @@ async def test_a_group_scoped_rule_blocks_one_client_and_not_the_other(tmp_path)
     with FakeLLM(ANSWER) as upstream:
         async with running_proxy(tmp_path, _listener(upstream), rules=RULES) as (_, port):
             def call():
-                ask = dict(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+                ask = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
                 with pytest.raises(openai.PermissionDeniedError) as err:
                     _openai(port, "wp-intern-key").chat.completions.create(**ask)
                 staff = _openai(port, "wp-staff-key").chat.completions.create(**ask)

@@ -86,7 +86,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from wireproxy.config.rulekeys import approval_keys, depth_keys, mask_scope, rule_scope, sensitive_tables
+from wireproxy.config.rulekeys import (
+    approval_keys,
+    depth_keys,
+    mask_scope,
+    rule_scope,
+    sensitive_tables,
+)
 from wireproxy.config.tomlfile import Checker, ConfigError, TomlFile
 from wireproxy.masking.spec import DETECTOR_NAMES, STYLES, CustomDetector, MaskSpec
 from wireproxy.policy.decision import Action
