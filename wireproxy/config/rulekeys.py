@@ -51,8 +51,11 @@ def _globs(c: Checker, key: str) -> tuple[str, ...]:
 
 def rule_scope(c: Checker) -> dict:
     """users, groups, except_users of a [[rule]]: Rule keyword arguments (None: not given)."""
-    return {key: Globs(values) if values else None
-            for key in ("users", "groups", "except_users") for values in (_globs(c, key),)}
+    out: dict = {}
+    for key in ("users", "groups", "except_users"):
+        globs = _globs(c, key)
+        out[key] = Globs(globs) if globs else None
+    return out
 
 
 def mask_scope(c: Checker) -> dict:
