@@ -7,8 +7,9 @@ Which rules judge here: rules with `detectors` or `patterns` (they hold when a d
 something in the text or a pattern matches it), and rules whose only matchers are `models`,
 `tools` and `users` (they hold on the context alone: a model that may not be used, a tool that
 may not be called). `users`, `groups`, `except_users`, `models` and `tools` narrow every rule to
-its context, as in the SQL engine (the groups are the `[[http.client]]` entry's). SQL matchers and max_* limits are the SQL engine's. The most restrictive action
-wins, as everywhere (block > approve > audit > allow); an audit-mode file only audits.
+its context, as in the SQL engine (the groups are the `[[http.client]]` entry's). SQL matchers
+and max_* limits are the SQL engine's. The most restrictive action wins, as everywhere
+(block > approve > audit > allow); an audit-mode file only audits.
 """
 
 from __future__ import annotations
