@@ -25,10 +25,10 @@ rule set is swapped (every key holds the groups: `groups` rules must never hand 
 decision to another with the same name), so a repeated statement costs two dict operations
 (measured ~0.3-0.5 us). Facts are cached by text, and by parse-tree shape for texts that differ
 only in constants (cache.py), and decisions by facts object, so `... WHERE aid = 48213` after
-`... WHERE aid = 1` costs one C parse and no tree walk. Statements that depend on the session (PREPARE, EXECUTE, DEALLOCATE)
-skip the decision cache and are resolved against the session's prepared names: `EXECUTE p` is
-judged as the statement `p` was prepared as; a name the session never prepared cannot be judged
-and is treated like a parse error (`unknown-prepared-statement`).
+`... WHERE aid = 1` costs one C parse and no tree walk. Statements that depend on the session
+(PREPARE, EXECUTE, DEALLOCATE) skip the decision cache and are resolved against the session's
+prepared names: `EXECUTE p` is judged as the statement `p` was prepared as; a name the session
+never prepared cannot be judged and is treated like a parse error (`unknown-prepared-statement`).
 """
 
 from __future__ import annotations
