@@ -285,7 +285,7 @@ def build_broker(config: Config) -> Broker:
                                    retries=settings.webhook_retries)
     return Broker(store, default_timeout=settings.timeout, max_window=settings.max_window,
                   notice_interval=settings.notice_interval, notifier=notifier,
-                  admin_url=config.admin.public_url)
+                  admin_url=config.admin.public_url, groups_of=config.directory.groups_of)
 
 
 def admin_token(config: Config) -> str:
