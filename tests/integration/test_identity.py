@@ -250,7 +250,7 @@ def test_require_tls_refuses_plaintext_with_a_clear_error(pg, pki, idp_key, star
 def test_the_limiter_slows_a_password_guessing_loop(held_proxy):
     port = held_proxy.port
     took = []
-    for attempt in range(6):
+    for attempt in range(7):
         started = time.monotonic()
         login_error(dsn(port, "alice", f"guess-{attempt}"))
         took.append(time.monotonic() - started)
@@ -302,7 +302,8 @@ def test_rules_follow_the_identity_and_session_logs_name_it(held_proxy, idp_key,
 def tls_pg(pki):
     """A PostgreSQL with ssl=on that takes TCP logins over TLS only (hostssl)."""
     cluster = PgCluster.start(tls=((pki / "server.crt").read_bytes(), (pki / "server.key").read_bytes()),
-                              hba="hostssl all all 127.0.0.1/32 scram-sha-256\nlocal all all trust\n")
+                              hba="hostssl all postgres 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+                                  "local all all trust\n")
     try:
         cluster.psql(f"CREATE ROLE scramuser LOGIN PASSWORD '{UPSTREAM_PASSWORD}'")
         yield cluster

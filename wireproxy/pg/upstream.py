@@ -73,8 +73,8 @@ async def login_upstream(stream, startup_packet: bytes, login: PasswordLogin, ti
                 if not data:
                     raise UpstreamLoginFailed("the upstream closed the connection during the login")
                 items = framer.feed(data)
-                for index, (_, packet) in enumerate(items):
-                    message = decode_backend(packet)
+                for index, (code, packet) in enumerate(items):
+                    message = decode_backend(code, packet[5:])
                     if isinstance(message, ErrorResponse):
                         raise UpstreamLoginFailed(f"the upstream refused the login: {message.sqlstate} "
                                                   f"{message.message}")
