@@ -11,8 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import socket
+import ssl
+import struct
 import subprocess
 import time
+from pathlib import Path
 
 import asyncpg
 import jwt as pyjwt
@@ -32,11 +37,16 @@ AUDIENCE, ISSUER = "wireproxy-db", "https://idp.test"
 
 RULES = """
 [[rule]]
-id = "oncall-only-deletes"
+id = "interns-no-deletes"
 action = "block"
 statements = ["delete"]
+groups = ["interns"]
+
+[[rule]]
+id = "truncate-is-for-alice"
+action = "block"
+statements = ["truncate"]
 except_users = ["alice"]
-message = "deletes are for alice"
 """
 
 
@@ -86,6 +96,7 @@ scram = "{make_verifier(ALICE)}"
 
 [[user]]
 name = "bob"
+groups = ["interns"]
 scram = "{make_verifier(BOB)}"
 
 [jwt]
@@ -267,14 +278,25 @@ def test_the_limiter_slows_a_password_guessing_loop(held_proxy):
 
 def test_rules_follow_the_identity_and_session_logs_name_it(held_proxy, idp_key, tmp_path):
     port = held_proxy.port
-    with psycopg.connect(dsn(port, "alice", ALICE), autocommit=True) as conn:
-        conn.execute("create temp table t (id int)")
-        conn.execute("delete from t where id = 1")                     # alice is excepted
-    with psycopg.connect(dsn(port, "bob", BOB), autocommit=True) as conn:
-        conn.execute("create temp table t (id int)")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="oncall-only-deletes"):
-            conn.execute("delete from t where id = 1")
-    assert who(dsn(port, "ci-job-42", token(idp_key)))[0] == "scramuser"
+
+    def attempt(user: str, password: str, sql: str) -> str:
+        with psycopg.connect(dsn(port, user, password), autocommit=True) as conn:
+            conn.execute("create temp table t (id int)")
+            try:
+                conn.execute(sql)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                return str(exc).split(":")[0]
+            return "ran"
+
+    # a rule scoped to a group blocks its members only; the token's groups count as well
+    assert attempt("alice", ALICE, "delete from t where id = 1") == "ran"
+    assert attempt("bob", BOB, "delete from t where id = 1") == "blocked by wireproxy rule interns-no-deletes"
+    intern = token(idp_key, sub="intern-bot", groups=("interns",))
+    assert attempt("intern-bot", intern, "delete from t where id = 1").endswith("interns-no-deletes")
+    assert attempt("ci-job-42", token(idp_key), "delete from t where id = 1") == "ran"
+    # except_users: everyone but alice
+    assert attempt("alice", ALICE, "truncate t") == "ran"
+    assert attempt("bob", BOB, "truncate t").endswith("truncate-is-for-alice")
     held_proxy.wait_for("connection.close", user="ci-job-42")
 
     listed = subprocess.run([*WIREPROXY, "sessions", "list", "--json", "--log-dir", str(tmp_path / "sessions"),
@@ -339,3 +361,38 @@ def test_upstream_sslmode_disable_meets_hostssl_and_is_refused_upstream(tls_pg, 
     proxy = start_proxy(config=config_text(tls_pg, pki, tmp_path))
     assert "could not log in to the upstream" in login_error(dsn(proxy.port, "alice", ALICE))
     assert "no pg_hba.conf entry" in proxy.wait_for("upstream.login_failed")["error"]
+
+
+def _served_certificate(port: int, ca: Path) -> bytes:
+    """The certificate a Postgres listener shows after SSLRequest, verified against `ca`."""
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(struct.pack("!ii", 8, 80877103))
+        assert raw.recv(1) == b"S"
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def test_sighup_reloads_the_listener_certificate_and_keeps_a_good_one_over_a_broken_one(held_proxy, pki, tmp_path):
+    port = held_proxy.port
+    before = _served_certificate(port, pki / "ca.crt")
+    # a new leaf from the same CA, written over the configured files
+    minter = LeafMinter(pki / "ca.crt", pki / "ca.key")
+    original = (pki / "server.crt").read_bytes(), (pki / "server.key").read_bytes()
+    try:
+        (pki / "server.crt").write_bytes(minter.leaf_pem("127.0.0.1"))
+        (pki / "server.key").write_bytes(minter._key_pem)
+        mark = len(held_proxy.events)
+        held_proxy.signal(signal.SIGHUP)
+        held_proxy.wait_for("tls.reloaded", after=mark)
+        after = _served_certificate(port, pki / "ca.crt")
+        assert after != before
+        (pki / "server.crt").write_text("not a certificate")
+        mark = len(held_proxy.events)
+        held_proxy.signal(signal.SIGHUP)
+        held_proxy.wait_for("tls.reload_failed", after=mark)
+        assert _served_certificate(port, pki / "ca.crt") == after        # the last good pair serves on
+        assert who(dsn(port, "alice", ALICE, sslmode="verify-full", sslrootcert=pki / "ca.crt"))[0] == "scramuser"
+    finally:
+        (pki / "server.crt").write_bytes(original[0])
+        (pki / "server.key").write_bytes(original[1])
