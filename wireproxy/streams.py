@@ -1,10 +1,11 @@
-"""Small trio helpers shared by the proxies: ordered writes and upstream connects."""
+"""Small trio helpers shared by the proxies: ordered writes, direct socket I/O, connects."""
 
 from __future__ import annotations
 
 import socket
 
 import trio
+from trio.lowlevel import checkpoint, wait_readable, wait_writable
 
 BUFSIZE = 65536
 
@@ -43,6 +44,76 @@ class OrderedWriter:
             self._busy = False
             if self._idle:
                 self._idle.unpark_all()
+
+
+class DirectSocket:
+    """receive_some/send_all on the plain socket under a trio SocketStream, for the hot path.
+
+    trio's own calls try the socket first and, when that works, still pass through the
+    scheduler (checkpoint_if_cancelled, then cancel_shielded_checkpoint): two scheduling steps
+    per call, four per round trip, and a recv that fails with EAGAIN whenever the answer is not
+    in yet, which in request/response traffic is nearly always. Here a receive waits for
+    readability first (one scheduling step, the only one), unless the last read filled the
+    buffer (a result streaming in: read at once, after a checkpoint so other sessions run), and
+    a send that the kernel takes whole does not yield at all. Errors are trio's: a reset or
+    closed socket raises BrokenResourceError (ClosedResourceError if closed under a wait)."""
+
+    __slots__ = ("_more", "_sock", "stream")
+
+    def __init__(self, stream: trio.SocketStream, sock: socket.socket):
+        self.stream = stream
+        self._sock = sock
+        self._more = False          # the last read filled the buffer: more is probably waiting
+
+    async def receive_some(self, max_bytes: int = BUFSIZE) -> bytes:
+        sock = self._sock
+        if sock.fileno() == -1:
+            raise trio.ClosedResourceError("the socket was closed")
+        try:
+            if self._more:
+                await checkpoint()
+                try:
+                    data = sock.recv(max_bytes)
+                    self._more = len(data) == max_bytes
+                    return data
+                except BlockingIOError:
+                    pass
+            while True:
+                await wait_readable(sock)
+                try:
+                    data = sock.recv(max_bytes)
+                    self._more = len(data) == max_bytes
+                    return data
+                except BlockingIOError:
+                    pass
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def send_all(self, data: bytes) -> None:
+        sock = self._sock
+        try:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            with memoryview(data) as view:
+                while sent < len(view):
+                    await wait_writable(sock)
+                    try:
+                        sent += sock.send(view[sent:])
+                    except BlockingIOError:
+                        pass
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+
+def direct(stream):
+    """`stream` with DirectSocket's calls when it is a plain trio SocketStream (TLS and test
+    streams stay as they are)."""
+    sock = getattr(getattr(stream, "socket", None), "_sock", None) if type(stream) is trio.SocketStream else None
+    return DirectSocket(stream, sock) if isinstance(sock, socket.socket) else stream
 
 
 async def connect(host: str, port: int, timeout: float) -> trio.SocketStream:

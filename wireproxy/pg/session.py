@@ -18,7 +18,7 @@ from protocols.postgres import CancelRequest
 from protocols.postgres.login import PasswordLogin
 
 from ..config import PostgresListener
-from ..streams import BUFSIZE, OrderedWriter, connect, peer_of
+from ..streams import BUFSIZE, OrderedWriter, connect, direct, peer_of
 from ..policy import Action
 from ..telemetry import metrics
 from ..telemetry.logs import log
@@ -99,7 +99,8 @@ class PgSession:
                 return
             if relay.upstream_startup is not None and not await self._login_upstream():
                 return
-            self.server_out = OrderedWriter(self.server)
+            self.server_out = OrderedWriter(direct(self.server))
+            self.client_out = OrderedWriter(direct(self.client))
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._server_pump, nursery.cancel_scope)
@@ -200,10 +201,10 @@ class PgSession:
         return True
 
     async def _client_pump(self) -> None:
-        relay = self.relay
+        relay, client = self.relay, direct(self.client)
         await self.deliver()                  # the startup packet
         while not self.closed:
-            data = await self._receive(self.client)
+            data = await self._receive(client)
             if not data:
                 relay.client_eof()
                 break
@@ -214,10 +215,10 @@ class PgSession:
                 await self.recorder.wait_room()    # the disk is behind: slow this client
 
     async def _server_pump(self, scope: trio.CancelScope) -> None:
-        relay = self.relay
+        relay, server = self.relay, direct(self.server)
         try:
             while not self.closed:
-                data = await self._receive(self.server)
+                data = await self._receive(server)
                 if not data:
                     relay.server_eof()
                     await self.deliver()
