@@ -145,7 +145,7 @@ class PgSession:
         self.bytes_from_client += len(data)
         relay.client_data(data)
         if relay.login_failure is not None:
-            await self._login_failed()
+            self._login_failed()
         if relay.phase is not Phase.LOGIN or relay.login.started:
             await self.deliver()          # the login's request waits for the gate (below)
         return True
@@ -167,7 +167,7 @@ class PgSession:
         self.relay.tls_started()
         return True
 
-    async def _login_failed(self) -> None:
+    def _login_failed(self) -> None:
         relay = self.relay
         self.access.limiter.failed(self.host)
         log("auth.failed", level="warning", client=self.peer, user=relay.startup.user,
