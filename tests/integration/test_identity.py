@@ -183,7 +183,7 @@ def test_psycopg_psql_and_asyncpg_log_in_with_scram_while_wireproxy_holds_the_up
     assert asyncio.run(with_asyncpg()) == "scramuser"
 
 
-def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy):
+def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy, tmp_path):
     port = held_proxy.port
     wrong = login_error(dsn(port, "alice", "not-alices-password"))
     unknown_scram = login_error(dsn(port, "bob", UPSTREAM_PASSWORD))     # the upstream's password is no key here
@@ -196,6 +196,12 @@ def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy):
     assert [(e["user"], e["method"]) for e in failures] == [("alice", "scram"), ("bob", "scram"),
                                                            ("mallory", "jwt")]
     assert all("not-alices-password" not in line and "guess'" not in line for line in held_proxy.lines)
+    # ... and recorded: each failed login is a session of its own in the session log
+    listed = subprocess.run([*WIREPROXY, "sessions", "list", "--json", "--log-dir", str(tmp_path / "sessions"),
+                             "--key-file", str(tmp_path / "wireproxy.key")], capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    failed = [json.loads(line) for line in listed.stdout.splitlines() if json.loads(line)["auth"] == "failed"]
+    assert sorted(item["user"] for item in failed) == ["alice", "bob", "mallory"]
 
 
 def test_md5_upstream_login_with_a_password_from_a_file(pg, pki, idp_key, start_proxy, tmp_path):
