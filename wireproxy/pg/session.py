@@ -58,7 +58,8 @@ class PgSession:
             log_gate=self._log_failure if session_log is not None else None,
             max_result_bytes=session_log.max_result_bytes if session_log is not None else 0,
             approvals=broker is not None, tally=STATEMENT_TALLY, access=access,
-            tls=tls is not None, require_tls=listener.require_tls)
+            tls=tls is not None, require_tls=listener.require_tls,
+            allow_replication=listener.allow_replication)
         self.server = None
         self.client_out = OrderedWriter(client)
         self.server_out: OrderedWriter | None = None
