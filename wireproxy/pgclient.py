@@ -20,7 +20,6 @@ raises PgConnectionLost; reconnecting is the caller's choice. No TLS yet (plain 
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,13 +29,10 @@ import trio
 
 from protocols.postgres import (Authentication, BackendKeyData, Bind, CommandComplete, CopyFail,
                                 CopyInResponse, DataRow, Describe, ErrorResponse, Execute, Framer,
-                                NotificationResponse, ParameterStatus, Parse, PasswordMessage,
-                                ProtocolError, Query, ReadyForQuery, RowDescription,
-                                SASLInitialResponse, SASLResponse, StartupMessage, Sync,
+                                NotificationResponse, ParameterStatus, Parse, ProtocolError, Query,
+                                ReadyForQuery, RowDescription, StartupMessage, Sync,
                                 decode_backend)
-from protocols.postgres.messages import (AUTH_CLEARTEXT, AUTH_MD5, AUTH_OK, AUTH_SASL,
-                                         AUTH_SASL_CONTINUE, AUTH_SASL_FINAL)
-from protocols.postgres.scram import MECHANISM, ScramClient, ScramError
+from protocols.postgres.login import LoginError, PasswordLogin
 
 from .streams import BUFSIZE, connect
 
@@ -65,7 +61,7 @@ class PgTarget:
     application_name: str = "wireproxy"
 
     @classmethod
-    def parse(cls, dsn: str) -> "PgTarget":
+    def parse(cls, dsn: str) -> PgTarget:
         """A URL (postgresql://user@host:port/db) or key=value pairs (host= port= user= dbname=).
         A password in it is refused: it belongs in the environment, not in a config file."""
         dsn = dsn.strip()
@@ -128,7 +124,7 @@ class PgClient:
 
     @classmethod
     async def connect(cls, target: PgTarget, password: str | None = None, *,
-                      timeout: float = 10.0) -> "PgClient":
+                      timeout: float = 10.0) -> PgClient:
         try:
             stream = await connect(target.host, target.port, timeout)
         except OSError as exc:
@@ -208,49 +204,24 @@ class PgClient:
         if self.target.database:
             params["database"] = self.target.database
         await self._send(StartupMessage(params).encode())
-        scram: ScramClient | None = None
+        login = PasswordLogin(self.target.user, password)
         while True:
             message = await self._receive()
             if type(message) is ErrorResponse:
                 raise PgServerError(message)
             if isinstance(message, Authentication):
-                scram = await self._authenticate(message, password, scram)
+                try:
+                    reply = login.answer(message)
+                except LoginError as exc:
+                    raise PgClientError(f"{self.target}: {exc}") from None
+                if reply:
+                    await self._send(reply)
             elif isinstance(message, ReadyForQuery):
                 return
             elif isinstance(message, ParameterStatus):
                 self.parameters[message.name] = message.value
             elif isinstance(message, BackendKeyData):
                 self.process_id = message.process_id
-
-    async def _authenticate(self, auth: Authentication, password: str | None,
-                            scram: ScramClient | None) -> ScramClient | None:
-        code = auth.code
-        if code == AUTH_OK:
-            return scram
-        if code in (AUTH_CLEARTEXT, AUTH_MD5, AUTH_SASL) and password is None:
-            raise PgClientError(f"{self.target}: the server asks for a password and none was given")
-        if code == AUTH_CLEARTEXT:
-            await self._send(PasswordMessage(password.encode("utf-8") + b"\0").encode())
-        elif code == AUTH_MD5:
-            inner = hashlib.md5((password + self.target.user).encode("utf-8")).hexdigest()
-            outer = hashlib.md5(inner.encode("ascii") + auth.data).hexdigest()
-            await self._send(PasswordMessage(b"md5" + outer.encode("ascii") + b"\0").encode())
-        elif code == AUTH_SASL:
-            if MECHANISM not in auth.mechanisms:
-                raise PgClientError(f"{self.target}: no supported SASL mechanism in {auth.mechanisms}")
-            scram = ScramClient(password)
-            await self._send(SASLInitialResponse(MECHANISM, scram.first_message()).encode())
-        elif code in (AUTH_SASL_CONTINUE, AUTH_SASL_FINAL) and scram is not None:
-            try:
-                if code == AUTH_SASL_CONTINUE:
-                    await self._send(SASLResponse(scram.final_message(auth.data)).encode())
-                else:
-                    scram.verify_server(auth.data)
-            except ScramError as exc:
-                raise PgClientError(f"{self.target}: SCRAM authentication failed: {exc}") from None
-        else:
-            raise PgClientError(f"{self.target}: unsupported authentication request {code}")
-        return scram
 
     async def _collect(self) -> Result:
         result, current, error = Result(), Result(), None

@@ -23,11 +23,35 @@ from .config import Config, ConfigError, HttpListener, PostgresListener, TcpList
 from .config.locations import key_file_for, mask_key_file_for, reading_command
 from .telemetry import metrics
 from .telemetry.logs import log
+from .auth.limiter import LoginLimiter
+from .pg.access import Access
 from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
 from .config.rulebook import RuleBooks
 from .tcp import handle_tcp
 from .upstreams import UpstreamHealth
+
+
+def listener_tls(listener: PostgresListener):
+    """The listener's TLS towards clients (None: it answers SSLRequest with 'N')."""
+    from .tls import ServerTLS, TLSConfigError
+    if listener.tls_cert is None:
+        return None
+    try:
+        return ServerTLS(listener.tls_cert, listener.tls_key)
+    except TLSConfigError as exc:
+        raise ConfigError(listener.tls_cert, None, str(exc)) from None
+
+
+def token_verifier(config: Config):
+    """The JWT verifier of `[jwt]`, or None; an unusable key file stops serve with one line."""
+    if config.directory.jwt is None:
+        return None
+    from .auth.tokens import TokenConfigError, TokenVerifier
+    try:
+        return TokenVerifier(config.directory.jwt)
+    except TokenConfigError as exc:
+        raise ConfigError(config.path or "wireproxy.toml", None, str(exc)) from None
 
 
 class Server:
@@ -49,6 +73,9 @@ class Server:
         decidable = self.admin_token is not None or config.approvals.store == "postgres"
         self.approvals = approvals if approvals is not None else (self.broker if decidable else None)
         self.http_proxies = [self._http_proxy(listener) for listener in config.http]
+        self.tokens = token_verifier(config)
+        self.limiter = LoginLimiter()                 # one per process: every listener's failures count
+        self.pg_tls = {id(listener): listener_tls(listener) for listener in config.postgres}
         metrics.POLICY_CACHE_HITS.collect_from(lambda: self._cache_stat("hits"))
         metrics.POLICY_CACHE_MISSES.collect_from(lambda: self._cache_stat("misses"))
         self.active: dict[str, int] = defaultdict(int)
@@ -62,6 +89,11 @@ class Server:
         for proxy in self.http_proxies:
             if proxy.tls is not None:
                 proxy.tls.reload()
+        for tls in self.pg_tls.values():
+            if tls is not None:
+                tls.reload()
+        if self.tokens is not None:
+            self.tokens.reload()
 
     def request_shutdown(self) -> None:
         if self._stop.is_set():
@@ -158,6 +190,9 @@ class Server:
         judge_factory = self.judge_factory_for(listener)
         book = self.rulebooks.for_files(listener.rules)
         mask_factory = book.session_masker if book is not None else None
+        access = (Access(listener, self.config.directory, tokens=self.tokens, limiter=self.limiter)
+                  if self.config.directory.terminates else None)
+        tls = self.pg_tls[id(listener)]
         opened, open_now = metrics.SESSIONS.labels(protocol="postgres"), metrics.SESSIONS_OPEN.labels(protocol="postgres")
         from_client = metrics.BYTES.labels(protocol="postgres", direction="from_client")
         from_server = metrics.BYTES.labels(protocol="postgres", direction="from_server")
@@ -170,7 +205,7 @@ class Server:
             try:
                 session = PgSession(stream, listener, self.cancels, judge_factory=judge_factory,
                                     mask_factory=mask_factory, session_log=self.session_log,
-                                    broker=self.approvals)
+                                    broker=self.approvals, access=access, tls=tls)
                 if self.active[key] > listener.max_connections:
                     await session.refuse("53300", "sorry, too many clients already (wireproxy limit)",
                                          "too many connections")
@@ -250,7 +285,7 @@ def build_broker(config: Config) -> Broker:
                                    retries=settings.webhook_retries)
     return Broker(store, default_timeout=settings.timeout, max_window=settings.max_window,
                   notice_interval=settings.notice_interval, notifier=notifier,
-                  admin_url=config.admin.public_url)
+                  admin_url=config.admin.public_url, groups_of=config.directory.groups_of)
 
 
 def admin_token(config: Config) -> str:

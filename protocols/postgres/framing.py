@@ -69,6 +69,12 @@ class Framer:
         self._buf, self._parts, self._have, self._need = b"", [], 0, 0
         return self._frame(data)
 
+    def take_buffered(self) -> bytes:
+        """The bytes of an incomplete message, handed over to another reader (and forgotten)."""
+        data = b"".join(self._parts) if self._parts else self._buf
+        self._buf, self._parts, self._have, self._need = b"", [], 0, 0
+        return data
+
     def _keep(self, rest: bytes, need: int) -> None:
         """Hold an incomplete message; `need` is its whole size when its header is known."""
         if need and need - len(rest) > 65536:

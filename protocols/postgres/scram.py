@@ -51,29 +51,33 @@ def normalize_password(password: str | bytes) -> bytes:
             password = password.decode("utf-8")
         except UnicodeDecodeError:
             return password
+    if password.isascii():                  # PostgreSQL's pg_saslprep leaves ASCII untouched
+        return password.encode("ascii")
     prepared = saslprep(password)
-    return (prepared if prepared is not None else password).encode("utf-8")
+    return (prepared if prepared is not None else password).encode("utf-8", "surrogateescape")
 
 
 def saslprep(text: str) -> str | None:
-    """RFC 4013 stringprep profile, for stored strings; None when the text is prohibited."""
+    """RFC 4013 stringprep profile, for stored strings; None when the text is prohibited.
+
+    As PostgreSQL's pg_saslprep (src/common/saslprep.c) does it, so both sides of a SCRAM
+    exchange derive the same keys: a text mapped to nothing is prohibited, and the prohibited
+    and bidi checks look at the mapped text before NFKC, not at its normalized form."""
     mapped = "".join(" " if stringprep.in_table_c12(ch) else ch
                      for ch in text if not stringprep.in_table_b1(ch))
-    normal = unicodedata.normalize("NFKC", mapped)
-    if not normal:
-        return normal
-    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21_c22, stringprep.in_table_c3,
-                  stringprep.in_table_c4, stringprep.in_table_c5, stringprep.in_table_c6,
-                  stringprep.in_table_c7, stringprep.in_table_c8, stringprep.in_table_c9,
-                  stringprep.in_table_a1)
-    if any(check(ch) for ch in normal for check in prohibited):
+    if not mapped:
         return None
-    if any(stringprep.in_table_d1(ch) for ch in normal):       # right-to-left text: RFC 3454 6
-        if any(stringprep.in_table_d2(ch) for ch in normal):
+    prohibited = (stringprep.in_table_c21_c22, stringprep.in_table_c3, stringprep.in_table_c4,
+                  stringprep.in_table_c5, stringprep.in_table_c6, stringprep.in_table_c7,
+                  stringprep.in_table_c8, stringprep.in_table_c9, stringprep.in_table_a1)
+    if any(check(ch) for ch in mapped for check in prohibited):
+        return None
+    if any(stringprep.in_table_d1(ch) for ch in mapped):       # right-to-left text: RFC 3454 6
+        if any(stringprep.in_table_d2(ch) for ch in mapped):
             return None
-        if not (stringprep.in_table_d1(normal[0]) and stringprep.in_table_d1(normal[-1])):
+        if not (stringprep.in_table_d1(mapped[0]) and stringprep.in_table_d1(mapped[-1])):
             return None
-    return normal
+    return unicodedata.normalize("NFKC", mapped)
 
 
 class ScramClient:
@@ -81,7 +85,7 @@ class ScramClient:
         self._password = password
         self._nonce = nonce or base64.b64encode(secrets.token_bytes(18)).decode("ascii")
         name = username.replace("=", "=3D").replace(",", "=2C")
-        self._first_bare = f"n={name},r={self._nonce}".encode("utf-8")
+        self._first_bare = f"n={name},r={self._nonce}".encode()
         self._auth_message: bytes | None = None
         self._server_key: bytes | None = None
 

@@ -7,7 +7,7 @@ import sys
 
 from ..config import ConfigError
 from ..sessionlog import SessionLogError
-from . import approvals, ca, check, demo, mcp, serve, sessions
+from . import approvals, ca, check, demo, mcp, serve, sessions, users
 from .errors import UsageError
 
 
@@ -38,4 +38,5 @@ def build_parser() -> argparse.ArgumentParser:
     approvals.add_parsers(commands)
     mcp.add_parser(commands)
     ca.add_parser(commands)
+    users.add_parser(commands)
     return parser

@@ -22,6 +22,7 @@ class HttpClientEntry:
     key_sha256: bytes
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    groups: tuple[str, ...] = ()           # what rules' and masks' `groups` match for this client
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _clients(c: Checker) -> list[HttpClientEntry]:
             if not key:
                 raise cc.error("key_env", f"{cc.name('key_env')}: environment variable {key_env} is not set")
             digest = hashlib.sha256(key.encode()).digest()
-        entry = HttpClientEntry(name, digest)
+        entry = HttpClientEntry(name, digest, groups=_groups(cc))
         for key in ("requests_per_minute", "tokens_per_minute"):
             if key in cc.table:
                 setattr(entry, key, _positive(cc, key, 1))
@@ -133,3 +134,11 @@ def _clients(c: Checker) -> list[HttpClientEntry]:
         cc.done()
         clients.append(entry)
     return clients
+
+
+def _groups(c: Checker) -> tuple[str, ...]:
+    groups = c.get_list("groups", str)
+    for group in groups:
+        if not group.strip() or group != group.strip():
+            raise c.error("groups", f"{c.name('groups')}: {group!r} is not a group name")
+    return tuple(dict.fromkeys(groups))

@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 from ..auth import Directory, JwtConfig, UserEntry
+from ..auth.scram import parse_verifier
 from .tomlfile import Checker
 
 SSLMODES = ("disable", "require", "verify-full")
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_VERIFIER = re.compile(r"^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$")
 
 
 def load_directory(top: Checker, base: Path) -> Directory:
@@ -26,9 +26,10 @@ def load_directory(top: Checker, base: Path) -> Directory:
         if not name or name != name.strip() or any(u.name == name for u in users):
             raise c.error("name", f"{c.name('name')}: {name!r} is empty, padded or used twice")
         scram = c.get("scram", str, required=True)
-        if not _VERIFIER.match(scram):
-            raise c.error("scram", f"{c.name('scram')} is not a SCRAM-SHA-256 verifier "
-                                   "(make one with: wireproxy users add NAME)")
+        try:
+            parse_verifier(scram)
+        except ValueError as exc:           # the reason never quotes the verifier's keys
+            raise c.error("scram", f"{c.name('scram')}: {exc} (make one with: wireproxy users add NAME)") from None
         users.append(UserEntry(name=name, scram=scram, groups=tuple(c.get_list("groups", str))))
         c.done()
     jwt = None

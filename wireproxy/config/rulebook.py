@@ -16,6 +16,7 @@ import os
 import secrets
 from pathlib import Path
 
+from ..auth import Identity
 from ..masking import MaskConfigError, Masker
 from ..policy import Policy
 from ..telemetry.logs import log
@@ -32,6 +33,16 @@ def _stamp(paths: tuple[Path, ...]) -> tuple:
         except OSError:
             stamps.append(None)
     return tuple(stamps)
+
+
+def as_identity(identity: Identity | str | None) -> Identity:
+    """An Identity from what a caller has: an Identity, a claimed user name, or nothing (an
+    unnamed identity, no groups)."""
+    if isinstance(identity, Identity):
+        return identity
+    if identity is None or isinstance(identity, str):
+        return Identity(name=identity or "")
+    raise TypeError(f"an Identity or a user name, not {type(identity).__name__}")
 
 
 class RuleBook:
@@ -53,12 +64,18 @@ class RuleBook:
                 "change when wireproxy restarts")
         return Masker(ruleset.masks, custom=ruleset.detectors, hash_key=self.hash_key)
 
-    def session_judge(self, user: str):
-        return self.policy.session(user)
+    def session_judge(self, identity: Identity | str | None):
+        """A SessionJudge for one client connection, judging as `identity` (its name and
+        groups; a plain str is a name without groups)."""
+        who = as_identity(identity)
+        return self.policy.session(who.name or None, who.groups)
 
-    def session_masker(self, user: str):
-        """The masks in force for `user` when the session starts (None: rows pass raw)."""
-        return self.masker.for_user(user) if self.masker is not None else None
+    def session_masker(self, identity: Identity | str | None):
+        """The masks in force for `identity` when the session starts (None: rows pass raw)."""
+        if self.masker is None:
+            return None
+        who = as_identity(identity)
+        return self.masker.for_user(who.name, who.groups)
 
     def changed_on_disk(self) -> bool:
         """The files changed since they were loaded, and not since the previous poll."""

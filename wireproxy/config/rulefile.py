@@ -19,7 +19,9 @@
     without_where = true        # UPDATE/DELETE (and MERGE actions) with no WHERE or a
                                 # tautological one (`true`, `1=1`, `id = id`, `x OR true`, `$1`);
                                 # false: only those with a real WHERE
-    users = ["ci-*"]            # globs over the session user (case-sensitive)
+    users = ["ci-*"]            # who (rulekeys.py): globs over the identity's name,
+    groups = ["contractors"]    # over its groups (any one matching),
+    except_users = ["ci-root"]  # and names the rule never holds for (all case-sensitive)
     # HTTP/LLM/MCP matchers (judged by the HTTP proxy on request content):
     detectors = ["aws_access_key"]   # built-in or [[detector]] names
     patterns = ["(?i)ignore previous instructions"]   # Python regexes
@@ -40,7 +42,8 @@
     columns = ["card_number", "*.pan"]
     detectors = ["credit_card"]
     style = "partial"           # redact | partial | hash | null
-    users = []                  # empty: everyone;  exempt_users = ["auditor"]
+    users = []                  # empty: everyone;  groups = ["support"] likewise
+    except_users = ["auditor"]  # see raw values (exempt_users: the older spelling; they add up)
     strict = false              # block queries that use a masked column inside an expression
     keep_last = 4               # partial style
     binary = "null"             # masked column in binary format: "null" or "refuse"
@@ -58,7 +61,8 @@ Which rules judge SQL: every rule without `detectors`/`patterns` (those look at 
 content, not SQL) and without max_* keys (those are limits: they ride along on the Decision as
 `limits`, and their action applies when a limit is exceeded). A rule with `tools` or `models`
 holds only for SQL that arrives through that tool or model; a rule with `users` only when the
-user is known and matches. A rule with no matchers at all matches every statement.
+user is known and matches, with `groups` only when one of the identity's groups matches, and
+never for a user `except_users` names. A rule with no matchers at all matches every statement.
 
 Names. Table and function globs are matched case-insensitively against the names in the facts
 (which PostgreSQL has already folded). A glob without a schema (`users`, `pg_read_file`)
@@ -82,7 +86,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from wireproxy.config.rulekeys import approval_keys, depth_keys, sensitive_tables
+from wireproxy.config.rulekeys import (
+    approval_keys,
+    depth_keys,
+    mask_scope,
+    rule_scope,
+    sensitive_tables,
+)
 from wireproxy.config.tomlfile import Checker, ConfigError, TomlFile
 from wireproxy.masking.spec import DETECTOR_NAMES, STYLES, CustomDetector, MaskSpec
 from wireproxy.policy.decision import Action
@@ -254,7 +264,7 @@ def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str], sensi
     targets = _strings(c, "targets")
     functions = _strings(c, "functions")
     roles = _strings(c, "roles")
-    users = _strings(c, "users")
+    scope = rule_scope(c)
     detectors = _strings(c, "detectors")
     if detectors is not None:
         for name in detectors:
@@ -268,7 +278,7 @@ def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str], sensi
     max_rows = _positive(c, "max_rows")
     max_bytes = _positive(c, "max_bytes")
     max_session_bytes = _positive(c, "max_session_bytes")
-    extra = depth_keys(c, sensitive, without_where) | approval_keys(c, action)
+    extra = depth_keys(c, sensitive, without_where) | approval_keys(c, action) | scope
     c.done()
     return Rule(
         id=ident, action=action, message=message, mode=mode, source=_where(f, ("rule", i, "id")),
@@ -278,7 +288,6 @@ def _rule(f: TomlFile, i: int, mode: str, known_detectors: frozenset[str], sensi
         functions=NameGlobs(functions) if functions else None,
         roles=Globs(roles, ignore_case=True) if roles else None,
         flags=frozenset(flags or ()), without_where=without_where,
-        users=Globs(users) if users else None,
         detectors=tuple(detectors or ()), patterns=compiled,
         tools=Globs(tools) if tools else None,
         models=Globs(models, ignore_case=True) if models else None,
@@ -299,16 +308,15 @@ def _mask(f: TomlFile, i: int, known_detectors: frozenset[str]) -> MaskSpec:
     if not columns and not detectors:
         raise c.error(None, f"{c.name('columns')} or {c.name('detectors')} is required: a mask must say what it masks")
     style = c.choice("style", STYLES, "redact")
-    users = _strings(c, "users") or ()
-    exempt = _strings(c, "exempt_users") or ()
+    scope = mask_scope(c)
     strict = c.get("strict", bool, False)
     keep_last = c.get("keep_last", int, 4)
     if keep_last < 0:
         raise c.error("keep_last", f"{c.name('keep_last')} must not be negative")
     binary = c.choice("binary", ("null", "refuse"), "null")
     c.done()
-    return MaskSpec(id=ident, columns=columns, detectors=detectors, style=style, users=users,
-                    exempt_users=exempt, strict=strict, keep_last=keep_last, binary=binary,
+    return MaskSpec(id=ident, columns=columns, detectors=detectors, style=style, strict=strict,
+                    keep_last=keep_last, binary=binary, **scope,
                     source=_where(f, ("mask", i, "id")))
 
 

@@ -1,4 +1,11 @@
-"""Rule-file keys for what a statement does (issue 11) and for approvals.
+"""Rule-file keys for who a rule or mask is for (issue 12), what a statement does (issue 11)
+and approvals.
+
+    [[rule]]                    # and [[mask]]: all case-sensitive globs
+    users = ["ci-*"]            # the identity's name matches one (a known name only)
+    groups = ["contractors"]    # one of the identity's groups matches one
+    except_users = ["ci-admin"] # never for these names ([[mask]]: exempt_users is the older
+                                # spelling; both may be given, they add up)
 
     sensitive_tables = ["users", "payments.*"]   # top level, any file: merged across files
 
@@ -28,6 +35,32 @@ from wireproxy.policy.rules import DEFAULT_APPROVAL_TIMEOUT, Globs, NameGlobs
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _APPROVER = re.compile(r"^(group:)?[^\s:]+$")
+
+
+def _globs(c: Checker, key: str) -> tuple[str, ...]:
+    """A list of non-empty globs; () when absent or empty."""
+    c.seen.add(key)
+    if key not in c.table:
+        return ()
+    values = c.get_list(key, str)
+    for v in values:
+        if not v.strip():
+            raise c.error(key, f"{c.name(key)} must not contain empty strings")
+    return tuple(values)
+
+
+def rule_scope(c: Checker) -> dict:
+    """users, groups, except_users of a [[rule]]: Rule keyword arguments (None: not given)."""
+    out: dict = {}
+    for key in ("users", "groups", "except_users"):
+        globs = _globs(c, key)
+        out[key] = Globs(globs) if globs else None
+    return out
+
+
+def mask_scope(c: Checker) -> dict:
+    """users, groups, except_users, exempt_users of a [[mask]]: MaskSpec keyword arguments."""
+    return {key: _globs(c, key) for key in ("users", "groups", "except_users", "exempt_users")}
 
 
 def sensitive_tables(files: list[TomlFile]) -> tuple[str, ...]:

@@ -67,9 +67,11 @@ class LocalCluster:
 
     @classmethod
     def start(cls, *, binaries: PgBinaries | None = None, parent: Path | None = None,
-              settings: dict[str, str] | None = None, hba: str = TEST_HBA) -> "LocalCluster":
+              settings: dict[str, str] | None = None, hba: str = TEST_HBA,
+              tls: tuple[bytes, bytes] | None = None) -> "LocalCluster":
         """initdb and start a cluster in a new dir (under `parent` if given). On any failure,
-        or a signal while it starts, whatever was started is stopped and the dir removed."""
+        or a signal while it starts, whatever was started is stopped and the dir removed.
+        `tls` (certificate PEM, key PEM) turns ssl on with that pair."""
         os_user = server_os_user()
         if parent is not None and os_user is not None:
             parent.chmod(parent.stat().st_mode | 0o011)          # the server user may pass through
@@ -82,6 +84,8 @@ class LocalCluster:
             binaries = usable_by(binaries or find_binaries(), os_user, root)
             cluster = cls(root=root, port=free_port(), binaries=binaries, os_user=os_user)
             cluster._init(settings or {}, hba)
+            if tls is not None:
+                cluster._install_tls(*tls)
             cluster.run([binaries.tool("pg_ctl"), "-D", str(cluster.datadir), "-l", str(cluster.server_log),
                          "-w", "-t", "60", "start"], timeout=90)
             return cluster
@@ -121,6 +125,17 @@ class LocalCluster:
         with open(self.datadir / "postgresql.conf", "a") as fh:
             fh.write("".join(f"{k} = {v}\n" for k, v in conf.items()))
         (self.datadir / "pg_hba.conf").write_text(hba)
+
+    def _install_tls(self, cert_pem: bytes, key_pem: bytes) -> None:
+        """server.crt and server.key in the data dir (PostgreSQL wants the key 0600, its own)."""
+        for name, data in (("server.crt", cert_pem), ("server.key", key_pem)):
+            path = self.datadir / name
+            path.write_bytes(data)
+            path.chmod(0o600)
+            if self.os_user:
+                os.chown(path, self.os_user.uid, self.os_user.gid)
+        with open(self.datadir / "postgresql.conf", "a") as fh:
+            fh.write("ssl = on\n")
 
     def postmaster_pid(self) -> int | None:
         try:

@@ -1,14 +1,15 @@
 """Judging HTTP request content (prompts, tool arguments) against the rule files' content rules.
 
     judge = ContentJudge(ruleset)
-    decision = judge.judge(text, user="agent-7", model="gpt-4o", tool=None)
+    decision = judge.judge(text, user="agent-7", groups=frozenset({"agents"}), model="gpt-4o", tool=None)
 
 Which rules judge here: rules with `detectors` or `patterns` (they hold when a detector finds
 something in the text or a pattern matches it), and rules whose only matchers are `models`,
 `tools` and `users` (they hold on the context alone: a model that may not be used, a tool that
-may not be called). `users`, `models` and `tools` narrow every rule to its context, as in the
-SQL engine. SQL matchers and max_* limits are the SQL engine's. The most restrictive action
-wins, as everywhere (block > approve > audit > allow); an audit-mode file only audits.
+may not be called). `users`, `groups`, `except_users`, `models` and `tools` narrow every rule to
+its context, as in the SQL engine (the groups are the `[[http.client]]` entry's). SQL matchers
+and max_* limits are the SQL engine's. The most restrictive action wins, as everywhere
+(block > approve > audit > allow); an audit-mode file only audits.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ class ContentJudge:
         self._detectors = Detectors(names, ruleset.detectors) if names else None
 
     def judge(self, text: str, *, user: str | None, model: str | None = None,
-              tool: str | None = None) -> Decision:
-        candidates = [r for r in self.rules if r.matches_context(user, tool, model)]
+              tool: str | None = None, groups: frozenset[str] = frozenset()) -> Decision:
+        candidates = [r for r in self.rules if r.matches_context(user, tool, model, groups)]
         if not candidates:
             return ALLOW
         found: set[str] | None = None
@@ -55,10 +56,10 @@ class ContentJudge:
                 matched.append(rule)
         return decide(matched)
 
-    def tool_allowed(self, tool: str, *, user: str | None) -> bool:
+    def tool_allowed(self, tool: str, *, user: str | None, groups: frozenset[str] = frozenset()) -> bool:
         """Whether tools/list may show `tool`: no rule on its name alone blocks it."""
         return all(r.effective_action != Action.BLOCK for r in self.tool_rules
-                   if r.matches_context(user, tool, None))
+                   if r.matches_context(user, tool, None, groups))
 
     def _found(self, text: str) -> set[str]:
         if self._detectors is None or not text:

@@ -66,6 +66,7 @@ class Exchange:
                              "protocol": "http"}
         self.started = time.perf_counter()
         self.user: str | None = None
+        self.groups: frozenset[str] = frozenset()        # the client entry's, for rules and masks
         self.auth_style: str | None = None
         self.counts_tokens = False
 
@@ -98,6 +99,7 @@ class Exchange:
         listener = self.proxy.settings
         client = self._identify()
         self.user = client.name if client is not None else None
+        self.groups = client.groups if client is not None else frozenset()
         if self.user:
             self.record["user"] = self.user
         who = self.user or self.conn.peer.rsplit(":", 1)[0]
@@ -108,7 +110,7 @@ class Exchange:
             raise HttpError(429, f"rate limit for {who!r} reached; retry in {wait:.1f} s",
                             headers=[("retry-after", str(max(1, round(wait))))])
         await self.ctx.ensure_recording(self.user)
-        view = self.proxy.rules.view(self.user)
+        view = self.proxy.rules.view(self.user, self.groups)
         self.counts_tokens = bool(tpm)
         if not (view.inspects or self.ctx.recording or tpm):   # nothing to judge, mask, record or count
             await self._forward(self.request.body, view, None)
@@ -120,7 +122,7 @@ class Exchange:
         if batch is not None:
             self.record["protocol"] = "mcp"
             self.record["mcp"] = [m.get("method") for m in batch.messages if "method" in m]
-            mcp = McpInspector(view, user=self.user, record=self.ctx.record_entry)
+            mcp = McpInspector(view, user=self.user, groups=self.groups, record=self.ctx.record_entry)
             if await self._judge_mcp(batch, mcp):
                 return
         elif view.inspects:
@@ -154,7 +156,7 @@ class Exchange:
         model = model_of(value)
         if model:
             self.record["model"] = model
-        decision = view.judge.judge(text, user=self.user, model=model)
+        decision = view.judge.judge(text, user=self.user, groups=self.groups, model=model)
         await self._enforce(decision, view.mask_text(text) if view.mask_text else text, "http")
         if view.mask_text is None or value is None:
             self.record["request"] = self._clip(value if value is not None else text)

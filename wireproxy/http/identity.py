@@ -23,6 +23,7 @@ class ClientKey:
     digest: bytes                       # sha256 of the key
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    groups: frozenset[str] = frozenset()   # what rules' and masks' `groups` match
 
 
 def presented_key(headers: list[tuple[str, str]]) -> tuple[str | None, str | None]:

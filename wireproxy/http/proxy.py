@@ -57,7 +57,8 @@ class HttpProxy:
         self.session_log = session_log
         self.approvals = approvals
         self.limiter = RateLimiter()
-        self.keys = tuple(ClientKey(c.name, c.key_sha256, c.requests_per_minute, c.tokens_per_minute)
+        self.keys = tuple(ClientKey(c.name, c.key_sha256, c.requests_per_minute, c.tokens_per_minute,
+                                    frozenset(c.groups))
                           for c in settings.clients)
         self.upstream_key = None
         if settings.upstream_key_env:

@@ -1,5 +1,6 @@
 """The live rules as an HTTP listener uses them: the policy, the content judge and the masks
-for one client, rebuilt when the RuleBook reloads (the judge is cached per rule set)."""
+for one client (its name and groups), rebuilt when the RuleBook reloads (the judge is cached
+per rule set)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ class HttpRules:
         self._empty = Policy(RuleSet())
         self._judge: tuple[int, ContentJudge] | None = None
 
-    def view(self, user: str | None) -> RulesView:
+    def view(self, user: str | None, groups: frozenset[str] = frozenset()) -> RulesView:
         policy = self.book.policy if self.book is not None else self._empty
         ruleset = policy.ruleset
         if self._judge is None or self._judge[0] != id(ruleset):
             self._judge = (id(ruleset), ContentJudge(ruleset))
         masker = self.book.masker if self.book is not None else None
-        user_masker = masker.for_user(user or "") if masker is not None else None
+        user_masker = masker.for_user(user or "", groups) if masker is not None else None
         return RulesView(policy, self._judge[1], user_masker.mask_text if user_masker is not None else None)

@@ -1,7 +1,7 @@
 """Masking: detectors find sensitive values, styles hide them, row rewriting applies both.
 
 Pure code (no trio, no I/O). The relay builds one `Masker` from the `[[mask]]` rules, asks it
-`for_user(user)` once per session and `plan(columns)` at each RowDescription; a None answer at
+`for_user(user, groups)` once per session and `plan(columns)` at each RowDescription; a None answer at
 either step means rows are forwarded as raw bytes.
 """
 

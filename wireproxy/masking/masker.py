@@ -1,7 +1,7 @@
 """The masker: `[[mask]]` rules applied to result rows, COPY lines and free text.
 
     masker = Masker(specs, custom=detectors, hash_key=key_material)
-    um = masker.for_user("alice")              # None: no mask applies to alice
+    um = masker.for_user("alice", groups)      # None: no mask applies to alice (in those groups)
     plan = um.plan(columns)                    # at RowDescription; None: forward rows raw
     if plan is not None and plan.refuse_reason: refuse the statement
     body = plan.rewrite(body)                  # per DataRow body
@@ -19,7 +19,11 @@ the query gave one) and `Column.attname` (the table's own column name, when the 
 the table OID and attribute number). A table or schema part needs `Column.table` ("schema.table",
 or "table" when the schema is unknown; split at the first dot); when that part of the column is
 unknown, only a glob whose part is exactly "*" matches it. `fnmatch` syntax: `*`, `?`, `[..]`.
-`users` / `exempt_users` are case-sensitive globs over role names; empty `users` means everyone.
+Who: `users`, `except_users` (and its older spelling `exempt_users`: they add up) are
+case-sensitive globs over the identity's name, `groups` over its groups. A mask applies when
+`users` is empty or matches, and `groups` is empty or matches one of the identity's groups, and
+no `except_users` glob matches the name (an excepted identity sees raw values; an unnamed one,
+"" or None, is never excepted: fail closed).
 
 Whole-column rules and content detectors are independent parts of one `[[mask]]`: its `columns`
 are masked whole, its `detectors` scan every text-like column of every result (and COPY data,
@@ -108,7 +112,7 @@ def _column_keys(col: Column) -> tuple[tuple[str, ...], str | None, str | None]:
 
 
 class _CompiledSpec:
-    __slots__ = ("index", "spec", "style", "globs", "users", "exempt")
+    __slots__ = ("index", "spec", "style", "globs", "users", "groups", "exempt")
 
     def __init__(self, index: int, spec: MaskSpec, hasher: Hasher | None,
                  known_detectors: set[str]) -> None:
@@ -125,13 +129,20 @@ class _CompiledSpec:
             raise MaskConfigError(f"{where}: {exc}") from None
         self.index = index
         self.spec = spec
-        self.users = tuple(re.compile(fnmatch.translate(u)).match for u in spec.users)
-        self.exempt = tuple(re.compile(fnmatch.translate(u)).match for u in spec.exempt_users)
+        self.users = _matchers(spec.users)
+        self.groups = _matchers(spec.groups)
+        self.exempt = _matchers(spec.except_users + spec.exempt_users)
 
-    def applies_to(self, user: str) -> bool:
+    def applies_to(self, user: str, groups: frozenset[str]) -> bool:
         if self.users and not any(m(user) for m in self.users):
             return False
-        return not any(m(user) for m in self.exempt)
+        if self.groups and not any(m(g) for m in self.groups for g in groups):
+            return False
+        return not (user and any(m(user) for m in self.exempt))
+
+
+def _matchers(globs: tuple[str, ...]) -> tuple[Callable[[str], object], ...]:
+    return tuple(re.compile(fnmatch.translate(g)).match for g in globs)
 
 
 class _Rule(NamedTuple):
@@ -318,20 +329,22 @@ class Masker:
         hasher = Hasher(hash_key) if hash_key else None
         self._compiled = tuple(_CompiledSpec(i, s, hasher, known) for i, s in enumerate(specs))
         self._text_like = frozenset(text_like_oids)
-        self._by_user: dict[str, UserMasker | None] = {}
+        self._by_user: dict[tuple[str, frozenset[str]], UserMasker | None] = {}
         self._by_set: dict[tuple[int, ...], UserMasker] = {}
 
     @property
     def specs(self) -> tuple[MaskSpec, ...]:
         return tuple(c.spec for c in self._compiled)
 
-    def for_user(self, user: str) -> UserMasker | None:
-        """The masks in force for `user`, or None when no rule applies (no decoding at all)."""
+    def for_user(self, user: str, groups: frozenset[str] = frozenset()) -> UserMasker | None:
+        """The masks in force for `user` in `groups`, or None when no rule applies (no
+        decoding at all)."""
+        who = (user or "", frozenset(groups))
         try:
-            return self._by_user[user]
+            return self._by_user[who]
         except KeyError:
             pass
-        applicable = tuple(c for c in self._compiled if c.applies_to(user))
+        applicable = tuple(c for c in self._compiled if c.applies_to(*who))
         um: UserMasker | None = None
         if applicable:
             key = tuple(c.index for c in applicable)
@@ -340,7 +353,7 @@ class Masker:
                 um = self._by_set[key] = UserMasker(applicable, self.custom, self._text_like)
         if len(self._by_user) >= _USER_CACHE_MAX:
             self._by_user.clear()
-        self._by_user[user] = um
+        self._by_user[who] = um
         return um
 
     def strict_columns(self) -> list[tuple[str, str]]:

@@ -31,8 +31,10 @@ class MaskSpec:
     columns: tuple[str, ...] = ()          # globs over "column" or "table.column" / "schema.table.column"
     detectors: tuple[str, ...] = ()        # built-in or custom detector names
     style: str = "redact"
-    users: tuple[str, ...] = ()            # empty: everyone
-    exempt_users: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()            # globs over the identity's name; empty: everyone
+    exempt_users: tuple[str, ...] = ()     # the older spelling of except_users: the two add up
+    groups: tuple[str, ...] = ()           # globs over the identity's groups; empty: any groups
+    except_users: tuple[str, ...] = ()     # names that see raw values
     strict: bool = False                   # block queries using a masked column inside an expression
     keep_last: int = 4                     # partial style: characters kept at the end
     binary: str = "null"                   # masked non-text column in binary format: "null" or "refuse"

@@ -65,9 +65,11 @@ def _clip(value: Any) -> Any:
 
 
 class McpInspector:
-    def __init__(self, rules: Rules, *, user: str | None, record: Callable[[dict], None] | None = None):
+    def __init__(self, rules: Rules, *, user: str | None, record: Callable[[dict], None] | None = None,
+                 groups: frozenset[str] = frozenset()):
         self.rules = rules
         self.user = user
+        self.groups = groups                 # the identity's groups, for rules' `groups`
         self.record = record
         self.pending: dict[Any, _Pending] = {}
 
@@ -103,13 +105,14 @@ class McpInspector:
 
     def judge_call(self, tool: str, arguments: Any) -> ToolVerdict:
         rules = self.rules
-        decision = rules.judge.judge(text_of(arguments), user=self.user, tool=tool)
+        decision = rules.judge.judge(text_of(arguments), user=self.user, tool=tool, groups=self.groups)
         statement = f"{tool}({text_of(arguments)})"
         spec = rules.policy.ruleset.tool(tool)
         if spec is not None and isinstance(arguments, dict):
             sql_texts = list(_sql_texts(arguments.get(spec.sql_argument)))
             for sql in sql_texts:
-                sql_decision = rules.policy.judge_sql(sql, dialect=spec.dialect, user=self.user, tool=tool)
+                sql_decision = rules.policy.judge_sql(sql, dialect=spec.dialect, user=self.user, tool=tool,
+                                                      groups=self.groups)
                 decision = strongest(decision, sql_decision)
             if sql_texts:
                 statement = "\n".join(sql_texts)
@@ -165,7 +168,10 @@ class McpInspector:
         if not isinstance(tools, list):
             return result
         judge = self.rules.judge
-        shown = [t for t in tools if not isinstance(t, dict) or judge.tool_allowed(str(t.get("name", "")), user=self.user)]
+        def allowed(t) -> bool:
+            return not isinstance(t, dict) or judge.tool_allowed(str(t.get("name", "")), user=self.user,
+                                                                 groups=self.groups)
+        shown = [t for t in tools if allowed(t)]
         if len(shown) != len(tools):
             hidden = [t.get("name") for t in tools if isinstance(t, dict) and t not in shown]
             self._record({"protocol": "mcp", "method": "tools/list", "hidden": hidden, "shown": len(shown)})

@@ -27,7 +27,8 @@ COPY_IN, COPY_OUT, COPY_BOTH, FUNCTION_RESULT = ord("G"), ord("H"), ord("W"), or
 
 class Phase(enum.Enum):
     STARTUP = "startup"      # waiting for the client's startup packet
-    AUTH = "auth"            # startup forwarded; authentication passes through
+    LOGIN = "login"          # the client proves to wireproxy who it is
+    AUTH = "auth"            # startup forwarded; authentication passes through (or is ours)
     READY = "ready"          # normal operation
     CLOSED = "closed"
 
@@ -124,6 +125,7 @@ class Started(Event):
     user: str
     database: str
     application_name: str
+    auth: str | None = None          # scram | jwt when wireproxy authenticated the client
 
 
 @dataclass(slots=True, eq=False)

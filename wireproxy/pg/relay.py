@@ -13,6 +13,7 @@ The relay is where the collaborators are wired together; each owns one concern:
   recording.py     the statement records of the session log
   lookups.py       the proxy's own catalog queries, in band
   holds.py         client input kept back while something is awaited
+  frontdoor.py     the client's login to wireproxy, when wireproxy authenticates (access.py)
 A listener with nothing to judge, mask or record takes the plain path (plain.py): messages are
 framed and forwarded, and only the sync points are counted.
 """
@@ -25,6 +26,7 @@ from protocols.postgres import (CancelRequest, ErrorResponse, Framer, GSSENCRequ
                                 Parse, ProtocolError, SSLRequest, StartupMessage, decode_startup)
 from protocols.postgres.framing import DEFAULT_MAX_MESSAGE_SIZE
 
+from ..auth import Identity
 from ..policy.strict import StrictColumns
 from . import client_side, server_side
 from .conversation import Conversation
@@ -50,7 +52,8 @@ class PgRelay:
     def __init__(self, *, upstream: str, judge_factory=None, mask_factory=None,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, clock=time.monotonic,
                  recording: bool = False, log_gate=None, max_result_bytes: int = 0,
-                 approvals: bool = False, tally=None):
+                 approvals: bool = False, tally=None, access=None, tls: bool = False,
+                 require_tls: bool = False):
         self.upstream = upstream
         self.phase = Phase.STARTUP
         self.client = Framer(max_message_size, passthrough={COPY_DATA}, startup=True)
@@ -79,6 +82,16 @@ class PgRelay:
         self.muted = False                 # a cut result: the client already has its error
         self.awaiting: tuple | None = None # (sql, decision) of the statement held for approval
         self.path = PlainPath(self)
+        self.access = access               # wireproxy authenticates clients (None: passthrough)
+        self.tls, self.require_tls = tls, require_tls
+        self.start_tls = False             # 'S' answered: the pump does the TLS handshake now
+        self.tls_active = False
+        self.login = None                  # FrontLogin while the client logs in to wireproxy
+        self.login_failure: str | None = None
+        self.identity: Identity | None = None
+        self.upstream_role: str | None = None
+        self.upstream_startup: bytes | None = None   # ours to send: the pump logs in upstream
+        self._early: list = []             # client input after its login, before the upstream's
 
     # ------------------------------------------------------------------ what the pumps call --
 
@@ -110,6 +123,8 @@ class PgRelay:
         try:
             if self.phase is Phase.STARTUP:
                 self._startup(data)
+            elif self.phase is Phase.LOGIN:
+                self._login(self.client.feed(data))
             elif self.phase is not Phase.CLOSED:
                 self.path.from_client(self.client.feed(data))
         except ProtocolError as exc:
@@ -145,6 +160,19 @@ class PgRelay:
     def refuse(self, sqlstate: str, message: str, reason: str) -> None:
         """Turn a client away before or after startup (limits, a broken session log, shutdown)."""
         self.fatal(sqlstate, message, reason)
+
+    def tls_started(self) -> None:
+        """The pump finished the TLS handshake: what comes now comes encrypted."""
+        self.start_tls, self.tls_active = False, True
+
+    def upstream_logged_in(self, data: bytes) -> None:
+        """The pump logged in upstream with the held credentials; `data` is what the server
+        sent from its AuthenticationOk on."""
+        self.upstream_startup = None
+        self.server_data(data)
+        early, self._early = self._early, []
+        if early and self.phase is not Phase.CLOSED:
+            self.path.from_client(early)
 
     def cancel_sent(self) -> None:
         """The pump delivered the cancel a CancelQuery asked for: the client's next statement
@@ -250,31 +278,84 @@ class PgRelay:
         while items:
             (_, packet), = items
             message = decode_startup(packet[4:])
+            if isinstance(message, SSLRequest) and self.tls and not self.tls_active:
+                if self.client.buffered:      # bytes sent in clear would pass as if encrypted
+                    self.fatal("08P01", "received unencrypted data after SSL request", "malformed client input")
+                    return
+                self.to_client.append(b"S")
+                self.start_tls = True
+                return
             if isinstance(message, (SSLRequest, GSSENCRequest)):
-                self.to_client.append(b"N")   # no TLS yet: sslmode=prefer goes on in plain text
+                self.to_client.append(b"N")   # sslmode=prefer goes on in plain text
                 items = self.client.drain()
             elif isinstance(message, CancelRequest):
                 self.cancel_request = message
                 self.close("cancel request")
                 return
+            elif self.require_tls and not self.tls_active:
+                self.fatal("28000", "wireproxy requires TLS on this listener: connect with sslmode=require",
+                           "plaintext refused")
+                return
             else:
                 self._started(message, packet)
                 rest = self.client.drain()
                 if rest:
-                    self.path.from_client(rest)
+                    if self.phase is Phase.LOGIN:
+                        self._login(rest)
+                    else:
+                        self.path.from_client(rest)
                 return
 
     def _started(self, message: StartupMessage, packet: bytes) -> None:
         self.startup = message
-        self.phase = Phase.AUTH
         self.client.startup = False
-        self.to_server.append(packet)
-        self.events.append(Started(message.user, message.database,
-                                   message.parameters.get("application_name", "")))
+        self.login = self.access.login(message.user) if self.access is not None else None
+        if self.login is None:
+            self.to_server.append(packet)
+            self._begin(Identity(message.user))
+            return
+        self.phase = Phase.LOGIN
+        self.to_client.append(self.login.begin())
+
+    def _login(self, items) -> None:
+        login = self.login
+        for index, (code, message) in enumerate(items):
+            reply = login.receive(code, message)
+            if reply:
+                self.to_client.append(reply)
+            if login.failure is not None:
+                self.login_failure = login.failure
+                self.fatal("28P01", login.failure_message, "authentication failed")
+                return
+            if login.identity is not None:
+                self._early = items[index + 1:]
+                self._logged_in(login.identity)
+                return
+
+    def _logged_in(self, identity: Identity) -> None:
+        from .access import NoUpstreamRole
+        try:
+            self.upstream_role = self.access.upstream_role(identity)
+        except NoUpstreamRole:
+            self.identity = identity
+            self.fatal("28000", f'wireproxy has no upstream role for user "{identity.name}"', "no upstream role")
+            return
+        parameters = {**self.startup.parameters, "user": self.upstream_role}
+        self.upstream_startup = StartupMessage(parameters, self.startup.version).encode()
+        self._begin(identity)
+
+    def _begin(self, identity: Identity) -> None:
+        """Authentication is ours or the server's now: set up what judges this identity."""
+        message = self.startup
+        self.identity = identity
+        self.phase = Phase.AUTH
+        self.events.append(Started(identity.name, message.database,
+                                   message.parameters.get("application_name", ""),
+                                   identity.method if identity.method != "claimed" else None))
         judge_factory, mask_factory = self._factories
         recording, log_gate, max_result_bytes = self._recording
-        judge = judge_factory(message.user) if judge_factory is not None else None
-        masker = mask_factory(message.user) if mask_factory is not None else None
+        judge = judge_factory(identity) if judge_factory is not None else None
+        masker = mask_factory(identity) if mask_factory is not None else None
         strict = masker.strict_columns() if masker is not None else None
         if judge is None and masker is None and not recording and log_gate is None:
             return                                    # the plain path: nothing to look at

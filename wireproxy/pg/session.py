@@ -15,28 +15,34 @@ import time
 import trio
 
 from protocols.postgres import CancelRequest
+from protocols.postgres.login import PasswordLogin
 
 from ..config import PostgresListener
 from ..streams import BUFSIZE, OrderedWriter, connect, peer_of
 from ..policy import Action
 from ..telemetry import metrics
 from ..telemetry.logs import log
+from .access import CredentialsUnavailable
 from .cancel import CancelRegistry, send_cancel
 from .approval import ApprovalWait
 from .protocol import AwaitApproval, CancelQuery, Decided, EndSession, LimitHit, Phase, Ready, Recorded, Started
 from .relay import PgRelay
+from .upstream import UpstreamLoginFailed, login_upstream, secure_upstream
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 STATEMENT_TALLY = [metrics.STATEMENTS.labels(decision=a.name.lower()) for a in Action]
 _LINGER_SECONDS = 2.0            # reading what a refused client still sends, so it reads our error
 _LINGER_BYTES = 1 << 26
+AUTHENTICATION_TIMEOUT = 60.0    # PostgreSQL's authentication_timeout default
 
 
 class PgSession:
     def __init__(self, client, listener: PostgresListener, cancels: CancelRegistry, *,
                  judge_factory=None, mask_factory=None, session_log=None, broker=None,
-                 connect_upstream=connect, cancel_upstream=send_cancel):
+                 connect_upstream=connect, cancel_upstream=send_cancel, access=None, tls=None):
         self.client = client
+        self.access = access                          # wireproxy authenticates (None: passthrough)
+        self.tls = tls                                # ServerTLS towards clients, or None
         self.listener = listener
         self.cancels = cancels
         self.session_log = session_log
@@ -51,13 +57,15 @@ class PgSession:
             max_message_size=listener.max_message_size, recording=session_log is not None,
             log_gate=self._log_failure if session_log is not None else None,
             max_result_bytes=session_log.max_result_bytes if session_log is not None else 0,
-            approvals=broker is not None, tally=STATEMENT_TALLY)
+            approvals=broker is not None, tally=STATEMENT_TALLY, access=access,
+            tls=tls is not None, require_tls=listener.require_tls)
         self.server = None
         self.client_out = OrderedWriter(client)
         self.server_out: OrderedWriter | None = None
         self.bytes_from_client = 0
         self.bytes_from_server = 0
         host, port = peer_of(client)
+        self.host = host
         self.peer = f"{host}:{port}"
         self.started = time.monotonic()
         self._registered_key = None
@@ -81,11 +89,15 @@ class PgSession:
             try:
                 self.server = await self.connect_upstream(upstream.host, upstream.port,
                                                           self.listener.connect_timeout)
+                self.server = await secure_upstream(self.server, self.listener,
+                                                    timeout=self.listener.connect_timeout)
             except OSError as exc:
                 relay.upstream_unreachable(exc.strerror or str(exc))
                 log("upstream.unreachable", level="warning", client=self.peer, upstream=str(upstream),
                     error=exc.strerror or str(exc))
                 await self.deliver()
+                return
+            if relay.upstream_startup is not None and not await self._login_upstream():
                 return
             self.server_out = OrderedWriter(self.server)
             async with trio.open_nursery() as nursery:
@@ -102,15 +114,86 @@ class PgSession:
     # -------------------------------------------------------------------------------- pumps --
 
     async def _startup(self) -> None:
+        """Until the client's startup (and its login to wireproxy) is done, within
+        AUTHENTICATION_TIMEOUT, as PostgreSQL's authentication_timeout."""
         relay = self.relay
-        while relay.phase is Phase.STARTUP:
-            data = await self._receive(self.client)
-            if not data:
-                relay.client_eof()
-                return
-            self.bytes_from_client += len(data)
-            relay.client_data(data)
+        with trio.move_on_after(AUTHENTICATION_TIMEOUT) as scope:
+            while relay.phase is Phase.STARTUP or relay.phase is Phase.LOGIN:
+                data = await self._receive(self.client)
+                if not data:
+                    relay.client_eof()
+                    return
+                self.bytes_from_client += len(data)
+                was = relay.phase
+                relay.client_data(data)
+                if was is Phase.STARTUP and relay.phase is Phase.LOGIN:
+                    await self._slow_down()
+                if relay.login_failure is not None:
+                    await self._login_failed()
+                await self.deliver()
+                if relay.start_tls and not await self._start_tls():
+                    return
+        if scope.cancelled_caught:
+            relay.refuse("08006", "wireproxy: the client did not finish its startup in time", "startup timeout")
             await self.deliver()
+        elif relay.identity is not None and relay.identity.method != "claimed":
+            self.access.limiter.succeeded(self.host)
+
+    async def _start_tls(self) -> bool:
+        """'S' is out: the handshake, then everything on this connection is encrypted."""
+        stream = trio.SSLStream(self.client, self.tls.context, server_side=True)
+        try:
+            with trio.fail_after(self.listener.connect_timeout):
+                await stream.do_handshake()
+        except (trio.TooSlowError, *_GONE) as exc:
+            cause = getattr(exc, "__cause__", None)
+            log("tls.handshake_failed", level="warning", client=self.peer,
+                error=str(getattr(cause, "reason", None) or cause or "timed out"))
+            self.relay.close("TLS handshake failed")
+            return False
+        self.client = stream
+        self.client_out = OrderedWriter(stream)
+        self.relay.tls_started()
+        return True
+
+    async def _slow_down(self) -> None:
+        """An address that failed to log in lately waits before it may try again."""
+        delay = self.access.limiter.delay(self.host)
+        if delay > 0:
+            log("auth.throttled", level="warning", client=self.peer, delay_s=round(delay, 3))
+            await trio.sleep(delay)
+
+    async def _login_failed(self) -> None:
+        relay = self.relay
+        self.access.limiter.failed(self.host)
+        log("auth.failed", level="warning", client=self.peer, user=relay.startup.user,
+            method=relay.login.method, reason=relay.login_failure)
+        if self.session_log is not None:
+            from ..sessionlog import LogUnavailable
+            try:
+                recorder = self.session_log.open_session({
+                    "client_addr": self.peer, "user": relay.startup.user, "database": relay.startup.database,
+                    "auth": "failed", "upstream": str(self.listener.upstream), "protocol": "postgres"})
+                recorder.close({"reason": f"authentication failed ({relay.login.method}): {relay.login_failure}"})
+            except LogUnavailable as exc:
+                log("session.unrecorded", level="error", client=self.peer, reason=str(exc))
+
+    async def _login_upstream(self) -> bool:
+        """Log in upstream with the credentials wireproxy holds; the client never sees them."""
+        relay = self.relay
+        try:
+            password = self.access.upstream_password()
+            data = await login_upstream(self.server, relay.upstream_startup,
+                                        PasswordLogin(relay.upstream_role, password), self.listener.connect_timeout)
+        except (CredentialsUnavailable, UpstreamLoginFailed) as exc:
+            log("upstream.login_failed", level="error", client=self.peer, user=self.user,
+                upstream=str(self.listener.upstream), role=relay.upstream_role, error=str(exc))
+            relay.refuse("08004", "wireproxy could not log in to the upstream server (see the wireproxy log)",
+                         "upstream login failed")
+            await self.deliver()
+            return False
+        relay.upstream_logged_in(data)
+        return True
 
     async def _client_pump(self) -> None:
         relay = self.relay
@@ -206,7 +289,8 @@ class PgSession:
     # ------------------------------------------------------------------------------- events --
 
     def _started(self, event: Started) -> None:
-        log("connection.open", client=self.peer, user=event.user, database=event.database,
+        log("connection.open", client=self.peer, user=event.user, auth=event.auth or "passthrough",
+            tls=self.relay.tls_active, database=event.database,
             application_name=event.application_name, listener=str(self.listener.listen),
             upstream=str(self.listener.upstream))
 
@@ -234,7 +318,11 @@ class PgSession:
 
     @property
     def user(self) -> str:
-        return self.relay.startup.user if self.relay.startup else ""
+        """Who the session is: the authenticated identity, else the user name claimed."""
+        relay = self.relay
+        if relay.identity is not None:
+            return relay.identity.name
+        return relay.startup.user if relay.startup else ""
 
     def record(self, record: dict) -> None:
         """A record of this session's own (approvals): into its session log, if it has one."""
@@ -249,10 +337,13 @@ class PgSession:
         from ..sessionlog import LogUnavailable
         startup = self.relay.startup
         try:
-            self.recorder = self.session_log.open_session({
-                "client_addr": self.peer, "user": startup.user, "database": startup.database,
-                "application_name": startup.parameters.get("application_name", ""),
-                "upstream": str(self.listener.upstream), "protocol": "postgres"})
+            header = {"client_addr": self.peer, "user": self.user, "database": startup.database,
+                      "application_name": startup.parameters.get("application_name", ""),
+                      "upstream": str(self.listener.upstream), "protocol": "postgres"}
+            identity = self.relay.identity
+            if identity is not None and identity.method != "claimed":
+                header.update(auth=identity.method, groups=sorted(identity.groups))
+            self.recorder = self.session_log.open_session(header)
             self.session_id = self.recorder.id
         except LogUnavailable as exc:
             self.relay.refuse("58030", f"wireproxy cannot record this session: {exc}", "session log unavailable")
@@ -285,7 +376,7 @@ class PgSession:
             self.recorder = None
         if relay.startup is not None:
             startup = relay.startup
-            log("connection.close", client=self.peer, session=self.session_id, user=startup.user,
+            log("connection.close", client=self.peer, session=self.session_id, user=self.user,
                 database=startup.database, application_name=startup.parameters.get("application_name", ""),
                 bytes_from_client=self.bytes_from_client, bytes_from_server=self.bytes_from_server,
                 duration_s=round(time.monotonic() - self.started, 3), reason=relay.close_reason or "closed")

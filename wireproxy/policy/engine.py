@@ -1,17 +1,18 @@
 """The policy engine: SQL text in, Decision out. Pure code: no trio, no I/O.
 
     policy = Policy(ruleset)              # policy.ruleset = new_ruleset swaps live (version += 1)
-    judge = policy.session(user="alice")  # one per client connection; remembers prepared names
+    judge = policy.session("alice", groups=frozenset({"oncall"}))  # one per client connection
     judge.version                         # == policy.version: re-judge prepared statements on change
     judge.query(sql)                      # simple-protocol Query (may hold many statements)
     judge.parse(sql, name="")             # extended-protocol Parse (name: the statement's name)
     judge.close(name)                     # extended-protocol Close of a statement
     judge.function("pg_catalog.lo_export")  # FunctionCall, by resolved function name
-    policy.judge_sql(sql, dialect="postgres", user=None, tool=None, model=None)  # HTTP/MCP, check
+    policy.judge_sql(sql, dialect="postgres", user=None, tool=None, model=None, groups=frozenset())
+                                          # one text outside a session: HTTP/MCP, `wireproxy check`
     policy.cache_stats()                  # {"hits", "misses", "size", "shape_hits", "decisions"}
 
 How a decision is made: every statement of the text and every statement nested in it (facts.py)
-is matched against every SQL rule that applies to the context (user, tool, model); the most
+is matched against every SQL rule that applies to the context (user, groups, tool, model); the most
 restrictive matching action wins, ties going to the rule whose own action is stronger, then to
 the earlier rule; a rule in an audit-mode file counts as audit (`Decision.would` keeps what it
 would have done). Rules with max_* keys do not decide: they ride along as `Decision.limits`.
@@ -19,14 +20,15 @@ No match: allow. Empty text: allow. Unparseable text: block as `parse-error` (au
 on_parse_error = "allow"). Anything going wrong inside wireproxy: block as `internal-error`,
 whatever the rule files say.
 
-The hot path: a decision is cached by (text, user[, dialect, tool, model]) until the rule set
-is swapped, so a repeated statement costs two dict operations (measured ~0.3-0.5 us). Facts are
-cached by text, and by parse-tree shape for texts that differ only in constants (cache.py), and
-decisions by facts object, so `... WHERE aid = 48213` after `... WHERE aid = 1` costs one C
-parse and no tree walk. Statements that depend on the session (PREPARE, EXECUTE, DEALLOCATE)
-skip the decision cache and are resolved against the session's prepared names: `EXECUTE p` is
-judged as the statement `p` was prepared as; a name the session never prepared cannot be judged
-and is treated like a parse error (`unknown-prepared-statement`).
+The hot path: a decision is cached by (text, user, groups[, dialect, tool, model]) until the
+rule set is swapped (every key holds the groups: `groups` rules must never hand one identity's
+decision to another with the same name), so a repeated statement costs two dict operations
+(measured ~0.3-0.5 us). Facts are cached by text, and by parse-tree shape for texts that differ
+only in constants (cache.py), and decisions by facts object, so `... WHERE aid = 48213` after
+`... WHERE aid = 1` costs one C parse and no tree walk. Statements that depend on the session
+(PREPARE, EXECUTE, DEALLOCATE) skip the decision cache and are resolved against the session's
+prepared names: `EXECUTE p` is judged as the statement `p` was prepared as; a name the session
+never prepared cannot be judged and is treated like a parse error (`unknown-prepared-statement`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def _internal(exc: BaseException | None = None) -> Decision:
 
 class _Compiled:
     """A RuleSet prepared for judging: SQL rules split into action rules and limit rules,
-    and the rules that apply to a (user, tool, model) context worked out once."""
+    and the rules that apply to a (user, groups, tool, model) context worked out once."""
 
     def __init__(self, ruleset: RuleSet):
         self.ruleset = ruleset
@@ -64,20 +66,22 @@ class _Compiled:
         self.limit_rules = tuple(r for r in sql_rules if r.is_limit)
         self._contexts: dict = {}
 
-    def for_context(self, user, tool, model) -> tuple[tuple[Rule, ...], tuple[Rule, ...], tuple[str, ...]]:
-        key = (user, tool, model)
+    def for_context(self, user, tool, model,
+                    groups=frozenset()) -> tuple[tuple[Rule, ...], tuple[Rule, ...], tuple[str, ...]]:
+        key = (user, groups, tool, model)
         got = self._contexts.get(key)
         if got is None:
             if len(self._contexts) >= _CONTEXT_CACHE:
                 self._contexts.clear()
-            got = (tuple(r for r in self.action_rules if r.matches_context(user, tool, model)),
-                   tuple(r for r in self.limit_rules if r.matches_context(user, tool, model)),
+            got = (tuple(r for r in self.action_rules if r.matches_context(user, tool, model, groups)),
+                   tuple(r for r in self.limit_rules if r.matches_context(user, tool, model, groups)),
                    DEFAULT_SEARCH_PATH + ((user,) if user else ()))
             self._contexts[key] = got
         return got
 
-    def judge(self, statements: tuple[StatementFacts, ...], user, tool=None, model=None) -> Decision:
-        rules, limit_rules, search_path = self.for_context(user, tool, model)
+    def judge(self, statements: tuple[StatementFacts, ...], user, tool=None, model=None,
+              groups: frozenset[str] = frozenset()) -> Decision:
+        rules, limit_rules, search_path = self.for_context(user, tool, model, groups)
         best: Rule | None = None
         best_action = Action.ALLOW
         would = Action.ALLOW
@@ -158,25 +162,27 @@ class Policy:
 
     # -- judging --------------------------------------------------------------------------------
 
-    def session(self, user: str | None = None) -> "SessionJudge":
-        return SessionJudge(self, user)
+    def session(self, user: str | None = None, groups: frozenset[str] = frozenset()) -> "SessionJudge":
+        return SessionJudge(self, user, groups)
 
     def facts(self, sql: str, dialect: str | None = "postgres") -> QueryFacts:
         """Facts of `sql` (cached). Raises SqlParseError only."""
         return self._facts.get(sql, _dialect(dialect))
 
     def judge_sql(self, sql: str, dialect: str | None = "postgres", user: str | None = None, *,
-                  tool: str | None = None, model: str | None = None) -> Decision:
+                  tool: str | None = None, model: str | None = None,
+                  groups: frozenset[str] = frozenset()) -> Decision:
         """One SQL text outside any Postgres session (HTTP/MCP, `wireproxy check`)."""
         try:
             dialect = _dialect(dialect)
-            key = (sql, user, dialect, tool, model)
+            groups = frozenset(groups)
+            key = (sql, user, groups, dialect, tool, model)
             cached = self._decisions.get(key)
             if cached is not None:
                 self._decisions.move_to_end(key)
                 self._hits += 1
                 return cached
-            return self._judge_text(sql, key, dialect, user, tool, model, prepared=None)
+            return self._judge_text(sql, key, dialect, (user, groups), tool, model, prepared=None)
         except Exception as exc:  # never let a fault become an allow
             return _internal(exc)
 
@@ -196,15 +202,15 @@ class Policy:
             decisions.popitem(last=False)
         return decision
 
-    def _decide(self, facts: QueryFacts, user, tool=None, model=None) -> Decision:
+    def _decide(self, facts: QueryFacts, who: tuple, tool=None, model=None) -> Decision:
         """The decision for stateless facts; texts of one shape share their facts object and
-        so their decision."""
-        key = (facts, user, tool, model)
+        so their decision. `who` is (user, groups)."""
+        key = (facts, who, tool, model)
         by_facts = self._by_facts
         decision = by_facts.get(key)
         if decision is None:
             if facts.statements:
-                decision = self._compiled.judge(facts.statements, user, tool, model)
+                decision = self._compiled.judge(facts.statements, who[0], tool, model, who[1])
             else:
                 decision = Decision(Action.ALLOW, facts=())
             by_facts[key] = decision
@@ -212,7 +218,7 @@ class Policy:
                 by_facts.popitem(last=False)
         return decision
 
-    def _judge_text(self, sql: str, key, dialect: str, user, tool, model, prepared: dict | None) -> Decision:
+    def _judge_text(self, sql: str, key, dialect: str, who: tuple, tool, model, prepared: dict | None) -> Decision:
         compiled = self._compiled
         try:
             facts = self._facts.get(sql, dialect)
@@ -220,9 +226,9 @@ class Policy:
             decision = compiled.parse_error(err)
             return decision if err.internal else self._remember(key, decision)
         if facts.stateful:
-            return resolve_prepared(compiled, facts, user, tool, model,
+            return resolve_prepared(compiled, facts, who, tool, model,
                                      prepared if prepared is not None else {})[0]
-        return self._remember(key, self._decide(facts, user, tool, model))
+        return self._remember(key, self._decide(facts, who, tool, model))
 
 
 def _dialect(dialect: str | None) -> str:
@@ -232,11 +238,14 @@ def _dialect(dialect: str | None) -> str:
 class SessionJudge:
     """Judges one client connection's statements; remembers its prepared-statement names."""
 
-    __slots__ = ("_policy", "user", "prepared", "standard_conforming_strings", "routines", "columns")
+    __slots__ = ("_policy", "user", "groups", "_who", "prepared", "standard_conforming_strings",
+                 "routines", "columns")
 
-    def __init__(self, policy: Policy, user: str | None):
+    def __init__(self, policy: Policy, user: str | None, groups: frozenset[str] = frozenset()):
         self._policy = policy
         self.user = user
+        self.groups = frozenset(groups)
+        self._who = (user, self.groups)   # the identity part of every cache key
         self.prepared: dict[str, tuple[StatementFacts, ...]] = {}
         self.routines = RoutineBook()   # bodies of called routines, learned from the catalog
         self.columns = ColumnBook()     # column types and NOT NULL of tables, likewise
@@ -257,7 +266,7 @@ class SessionJudge:
             if not self.standard_conforming_strings and "\\" in sql:
                 return policy._compiled.unjudgeable(
                     PARSE_ERROR, "a backslash with standard_conforming_strings off cannot be judged")
-            key = (sql, self.user)
+            key = (sql, self._who)
             decisions = policy._decisions
             cached = decisions.get(key)
             if cached is not None:
@@ -297,7 +306,7 @@ class SessionJudge:
     def _with_routines(self, decision: Decision, routines: tuple[str, ...], quiet: tuple[str, ...] = ()) -> Decision:
         if decision.action == Action.BLOCK:
             return decision
-        needed, verdict = self.routines.review(routines, self._policy, self.user, quiet)
+        needed, verdict = self.routines.review(routines, self._policy, self._who, quiet)
         return with_routines(decision, needed, verdict)
 
     def _with_catalog(self, decision: Decision, statements, tables: tuple[str, ...]) -> Decision:
@@ -310,7 +319,7 @@ class SessionJudge:
         confirmed = self.columns.apply(statements)
         if confirmed is None:
             return decision
-        again = self._policy._compiled.judge(confirmed, self.user)
+        again = self._policy._compiled.judge(confirmed, self.user, groups=self.groups)
         return again if again.action > decision.action else decision
 
     def _session_bound(self, decision: Decision, statements, routines, tables, quiet=()) -> Decision:
@@ -329,13 +338,13 @@ class SessionJudge:
                 return Decision(Action.BLOCK, UNKNOWN_FUNCTION,
                                 "function call by an OID wireproxy could not resolve", (UNKNOWN_FUNCTION,))
             policy = self._policy
-            key = ("\x00fastpath", self.user, name)
+            key = ("\x00fastpath", self._who, name)
             cached = policy._decisions.get(key)
             if cached is not None:
                 policy._hits += 1
                 return cached
             st = StatementFacts("select", functions=frozenset({name}), flags=frozenset({"fastpath"}))
-            decision = policy._compiled.judge((st,), self.user)
+            decision = policy._compiled.judge((st,), self.user, groups=self.groups)
             if not is_builtin_function(name):
                 return self._with_routines(decision, (name,))
             return policy._remember(key, decision)
@@ -351,12 +360,12 @@ class SessionJudge:
             decision = compiled.parse_error(err)
             return decision if err.internal else policy._remember(key, decision)
         if facts.stateful:
-            decision, prepared = resolve_prepared(compiled, facts, self.user, None, None, self.prepared)
+            decision, prepared = resolve_prepared(compiled, facts, self._who, None, None, self.prepared)
             if decision.action != Action.BLOCK:
                 self.prepared = prepared
             statements = decision.facts or ()
             return self._session_bound(decision, statements, routines_of(statements), catalog_tables_of(statements))
         if facts.routines or facts.catalog_tables:   # depends on this session's catalog knowledge
-            return self._session_bound(policy._decide(facts, self.user), facts.statements, facts.routines,
+            return self._session_bound(policy._decide(facts, self._who), facts.statements, facts.routines,
                                        facts.catalog_tables, facts.quiet_routines)
-        return policy._remember(key, policy._decide(facts, self.user))
+        return policy._remember(key, policy._decide(facts, self._who))

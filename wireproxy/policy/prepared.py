@@ -19,10 +19,11 @@ def routines_of(statements) -> tuple[str, ...]:
 
 
 
-def resolve_prepared(compiled: _Compiled, facts: QueryFacts, user, tool, model,
+def resolve_prepared(compiled: _Compiled, facts: QueryFacts, who: tuple, tool, model,
                       prepared: dict) -> tuple[Decision, dict]:
     """Judge statements that use prepared-statement names: EXECUTE p is judged as p's
-    statement. Returns the decision and the prepared-name table as it would be afterwards."""
+    statement, for `who` = (user, groups). Returns the decision and the prepared-name table as
+    it would be afterwards."""
     prepared = dict(prepared)
     expanded: list[StatementFacts] = []
     unknown: str | None = None
@@ -47,7 +48,7 @@ def resolve_prepared(compiled: _Compiled, facts: QueryFacts, user, tool, model,
             else:
                 prepared.pop(st.name, None)
     statements = tuple(expanded)
-    decision = compiled.judge(statements, user, tool, model)
+    decision = compiled.judge(statements, who[0], tool, model, who[1])
     if unknown is not None:
         missing = compiled.unjudgeable(
             UNKNOWN_PREPARED, f"EXECUTE of prepared statement {unknown!r}, which this session never prepared",

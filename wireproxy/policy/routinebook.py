@@ -33,9 +33,10 @@ class RoutineBook:
         self.bodies.update(parse_rows(list(names), rows))
         self._verdicts.clear()
 
-    def review(self, names: tuple[str, ...], policy: "Policy", user,
+    def review(self, names: tuple[str, ...], policy: "Policy", who: tuple,
                quiet: tuple[str, ...] = ()) -> tuple[tuple[str, ...], Decision]:
-        """(names still to look up, the most restrictive verdict of the bodies known so far).
+        """(names still to look up, the most restrictive verdict of the bodies known so far),
+        for `who` = (user, groups): one session's identity, so the verdicts cached here are its own.
         Routines in `quiet` are called where their rows go nowhere (EXPLAIN ANALYZE, PERFORM):
         what their bodies read does not count, what they write does."""
         if self._version != policy.version:   # rules changed: every verdict is stale
@@ -44,12 +45,12 @@ class RoutineBook:
         needed: list[str] = []
         worst = _NOTHING
         for name in names:
-            verdict = self._verdict(name, policy, user, 1, frozenset(), needed, name in quiet)
+            verdict = self._verdict(name, policy, who, 1, frozenset(), needed, name in quiet)
             if verdict.action > worst.action:
                 worst = verdict
         return tuple(dict.fromkeys(needed)), worst
 
-    def _verdict(self, name: str, policy, user, depth: int, seen: frozenset[str], needed: list[str],
+    def _verdict(self, name: str, policy, who: tuple, depth: int, seen: frozenset[str], needed: list[str],
                  quiet: bool = False) -> Decision:
         cached = self._verdicts.get((name, quiet))
         if cached is not None:
@@ -69,9 +70,9 @@ class RoutineBook:
             statements, calls = _body_facts(body, name, policy)
             if quiet and not isinstance(statements, SqlParseError):
                 statements = tuple(replace(s, reads_all=frozenset()) for s in statements)
-            verdict = _judge_body(statements, name, policy, user)
+            verdict = _judge_body(statements, name, policy, who)
             for callee in calls:
-                inner = self._verdict(callee, policy, user, depth + 1, seen | {body.qualified}, needed, quiet)
+                inner = self._verdict(callee, policy, who, depth + 1, seen | {body.qualified}, needed, quiet)
                 if inner.action > verdict.action:
                     verdict = replace(inner, message=f"calls {name}, which {inner.message}")
             if verdict.action > worst.action:
@@ -96,14 +97,14 @@ def _body_facts(body: RoutineBody, name: str, policy) -> tuple[tuple[StatementFa
     return as_call(facts.statements, name), calls + facts.routines
 
 
-def _judge_body(statements, name: str, policy, user) -> Decision:
+def _judge_body(statements, name: str, policy, who: tuple) -> Decision:
     compiled = policy._compiled
     if isinstance(statements, SqlParseError):
         decision = compiled.parse_error(statements)
     elif not statements:
         return _NOTHING
     else:
-        decision = compiled.judge(statements, user)
+        decision = compiled.judge(statements, who[0], groups=who[1])
     if decision.action == Action.ALLOW:
         return _NOTHING
     verb = {Action.BLOCK: "blocked", Action.APPROVE: "held for approval"}.get(decision.action, "audited")

@@ -11,6 +11,11 @@ matches that name in any schema and unqualified. A glob with one (`public.users`
 schema part matches a schema on the default search path: `pg_catalog`, `public`, `pg_temp` or
 the session user's own schema. Role globs are case-insensitive; PUBLIC, however spelled, is
 the role `public`.
+
+Who. `users` and `except_users` are globs over the identity's name, `groups` over its groups
+(all case-sensitive). `users` holds only for a known name that matches; `groups` when any of
+the identity's groups matches; `except_users` takes the rule away from the names it matches
+(an unnamed identity, None or "", is excepted from nothing: fail closed).
 """
 
 from __future__ import annotations
@@ -120,6 +125,8 @@ class Rule:
     flags: frozenset[str] = frozenset()
     without_where: bool | None = None
     users: Globs | None = None
+    groups: Globs | None = None              # globs over the identity's groups (any one matching)
+    except_users: Globs | None = None        # globs: the rule does not hold for these users
     detectors: tuple[str, ...] = ()
     patterns: tuple[re.Pattern, ...] = ()
     tools: Globs | None = None
@@ -156,8 +163,13 @@ class Rule:
                     or self.flags or self.without_where is not None or self.reads_all or self.copies
                     or self.granted_roles)
 
-    def matches_context(self, user: str | None, tool: str | None = None, model: str | None = None) -> bool:
+    def matches_context(self, user: str | None, tool: str | None = None, model: str | None = None,
+                        groups: frozenset[str] = frozenset()) -> bool:
         if self.users is not None and (user is None or not self.users.match(user)):
+            return False
+        if self.groups is not None and not self.groups.any(groups):
+            return False
+        if self.except_users is not None and user and self.except_users.match(user):
             return False
         if self.tools is not None and (tool is None or not self.tools.match(tool)):
             return False

@@ -18,6 +18,7 @@ from protocols.postgres import (Authentication, BackendKeyData, Bind, BindComple
                                 RowDescription, SASLInitialResponse, SASLResponse, SSLRequest,
                                 StartupMessage, Sync, Terminate, decode_backend, decode_frontend)
 from protocols.postgres.wire import UINT16, UINT32, frame
+from wireproxy.auth import Identity
 from wireproxy.pg.relay import Phase, PgRelay, Wait
 from wireproxy.policy import Action, Decision
 
@@ -177,11 +178,11 @@ def test_database_defaults_to_user_in_the_startup_event():
     assert relay.events == [{"event": "startup", "user": "bob", "database": "bob", "application_name": ""}]
 
 
-def test_judge_factory_is_called_with_the_user():
+def test_judge_factory_is_called_with_the_claimed_identity():
     users = []
-    relay = PgRelay(upstream=UPSTREAM, judge_factory=lambda user: users.append(user) or FakeJudge({}))
+    relay = PgRelay(upstream=UPSTREAM, judge_factory=lambda who: users.append(who) or FakeJudge({}))
     relay.client_data(STARTUP.encode())
-    assert users == ["alice"]
+    assert users == [Identity("alice", frozenset(), "claimed")]
 
 
 @pytest.mark.parametrize("secret", [b"\x01\x02\x03\x04", bytes(range(32))])

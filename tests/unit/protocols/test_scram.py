@@ -95,3 +95,12 @@ def test_derived_keys_match_the_rfc_proof():
     keys = derive_keys("pencil", base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096)
     assert len(keys.stored_key) == len(keys.server_key) == 32
     assert keys.stored_key != keys.server_key
+
+
+def test_saslprep_follows_postgresql_where_it_differs_from_the_rfc():
+    # pg_saslprep (src/common/saslprep.c): mapped to nothing is prohibited (the raw bytes are
+    # used), and the prohibited/bidi checks read the mapped text before NFKC.
+    assert saslprep("\u00ad") is None
+    assert normalize_password("\u00ad") == b"\xc2\xad"
+    assert saslprep("a\u0340") is None                  # C.8 before NFKC (which makes it U+00E0)
+    assert normalize_password("\u0007") == b"\x07"      # ASCII is used as it is

@@ -1,0 +1,107 @@
+"""The client's login to wireproxy, sans-I/O: SCRAM-SHA-256 against a `[[user]]` verifier, or a
+JWT sent as the password.
+
+    login = FrontLogin(startup.user, access)
+    send login.begin()                        # the Authentication request
+    for each 'p' message: send login.receive(message)
+    login.identity                            # set once the client proved who it is
+    login.failure                             # set when it did not: why, for our log only
+
+Which way a user logs in follows from the directory: a name with a `[[user]]` entry uses SCRAM;
+any other name uses a JWT when `[jwt]` is configured, else SCRAM against a mock verifier, which
+fails at the end like a wrong password (nothing tells a guesser which names exist). Whatever
+went wrong, the client is told the same thing (UNIFORM, SQLSTATE 28P01).
+"""
+
+from __future__ import annotations
+
+from protocols.postgres import Authentication, ProtocolError, RemoteProtocolError, SASLInitialResponse
+from protocols.postgres.backend import AUTH_CLEARTEXT, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL
+
+from ..auth import Identity
+from ..auth.scram import ScramRejected, ScramServer, parse_verifier
+
+MECHANISM = "SCRAM-SHA-256"
+PASSWORD = ord("p")
+
+
+def uniform_failure(user: str) -> str:
+    return f'password authentication failed for user "{user}"'
+
+
+class FrontLogin:
+    def __init__(self, user: str, directory, tokens, mock_secret: bytes, mock_iterations: int):
+        self.user = user
+        self.identity: Identity | None = None
+        self.failure: str | None = None
+        entry = directory.by_name.get(user)
+        self.method = "scram" if entry is not None or tokens is None else "jwt"
+        self._entry = entry
+        self._tokens = tokens
+        self._scram: ScramServer | None = None
+        if self.method == "scram":
+            verifier = parse_verifier(entry.scram) if entry is not None else None
+            self._scram = ScramServer(verifier, mock_secret=mock_secret, username=user,
+                                      mock_iterations=mock_iterations)
+        self._step = 0
+
+    @property
+    def failure_message(self) -> str:
+        """What the client is told, whatever the reason."""
+        return uniform_failure(self.user)
+
+    @property
+    def finished(self) -> bool:
+        return self.identity is not None or self.failure is not None
+
+    def begin(self) -> bytes:
+        if self.method == "scram":
+            return Authentication.sasl([MECHANISM]).encode()
+        return Authentication(AUTH_CLEARTEXT).encode()
+
+    def receive(self, code: int, message: bytes) -> bytes:
+        """One client message during the login -> what to answer (b"" when it is over)."""
+        if code != PASSWORD:
+            raise RemoteProtocolError(f"expected a password response, got message type {chr(code)!r}")
+        body = message[5:]
+        if self.method == "jwt":
+            return self._token(body)
+        try:
+            if self._step == 0:
+                self._step = 1
+                initial = SASLInitialResponse.decode(body)
+                if initial.mechanism != MECHANISM or initial.data is None:
+                    return self._fail(f"SASL mechanism {initial.mechanism!r} not offered")
+                return Authentication(AUTH_SASL_CONTINUE, self._scram.first(initial.data)).encode()
+            if self._step == 1:
+                self._step = 2
+                final = self._scram.final(bytes(body))
+                if self._entry is None:                     # a mock exchange cannot succeed
+                    return self._fail("no such user")
+                self.identity = Identity(self.user, frozenset(self._entry.groups), "scram")
+                return Authentication(AUTH_SASL_FINAL, final).encode()
+        except ScramRejected as exc:
+            return self._fail(f"SCRAM: {exc}")
+        except ProtocolError as exc:
+            return self._fail(f"SCRAM: malformed message: {exc}")
+        raise RemoteProtocolError("password response after the login ended")
+
+    def _token(self, body: bytes) -> bytes:
+        from ..auth.tokens import TokenRejected
+        if self._step:
+            raise RemoteProtocolError("password response after the login ended")
+        self._step = 1
+        text = body[:-1] if body.endswith(b"\0") else body
+        try:
+            token = text.decode("ascii")
+        except UnicodeDecodeError:
+            return self._fail("JWT: not a token")
+        try:
+            self.identity = self._tokens.verify(token)
+        except TokenRejected as exc:
+            return self._fail(f"JWT: {getattr(exc, 'reason', exc)}")
+        return b""
+
+    def _fail(self, reason: str) -> bytes:
+        self.failure = reason
+        return b""
