@@ -31,7 +31,7 @@ written. Frame f authenticates chain[f], so it authenticates every byte before i
 dropped, reordered, altered, or taken from another session fails. The final frame (kind 3)
 holds `records` = n and `chain` = chain[its own index] in its one record and is bound to that
 value: an intact final frame vouches for the whole file. Every record carries its own `seq`
-and `ts` too, checked against the frame's. A frame whose records pass FRAME_BUDGET bytes is
+and `ts` too, checked against the frame's. A frame whose records reach FRAME_BUDGET bytes is
 sealed and the next begins, so no frame grows past MAX_CIPHERTEXT whatever a flush holds.
 
 What is in clear, and why: the magic, the session id, the key id, the ephemeral public key and
@@ -43,7 +43,7 @@ application, upstream, every statement and its outcome — is encrypted. Frame l
 counts per flush are visible (version 1 showed every record's length).
 
 Why one frame per flush: version 1 encrypted, framed and chained every record (about 4 µs of CPU
-a record, most of it per-call overhead of AES-GCM and SHA-256 on small inputs); version 2 pays
+a record, half of it the per-call cost of AES-GCM, SHA-256 and framing on small inputs); version 2 pays
 that once per flush and session. The price: a crash or a cut inside a frame loses that frame's
 records (all of one flush, which a crash before the fdatasync loses anyway), and `verify` names
 the first record of the frame that was altered, not the exact record.
