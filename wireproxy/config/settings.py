@@ -62,6 +62,7 @@ class PostgresListener:
     upstream_password_env: str | None = None
     upstream_password_file: Path | None = None
     upstream_roles: dict[str, str] = field(default_factory=dict)   # "alice" / "group:ops" -> role
+    login_methods: tuple[str, ...] = ("scram", "jwt")               # how clients may log in to wireproxy
 
     @property
     def holds_credentials(self) -> bool:
