@@ -13,8 +13,8 @@ Wire: one request per connection. b"C" + the CancelRequest as the client sent it
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import trio
 
