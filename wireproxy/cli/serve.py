@@ -117,10 +117,14 @@ def run_supervisor(config: Config) -> int:
     and the keys are made here once, before any worker starts."""
     import trio
 
+    from ..config.rulebook import RuleBooks
     from ..server import Server
     from ..workers.sockets import ReserveError
     from ..workers.supervisor import supervise
-    Server(config)         # rule files, TLS, JWT keys, approvals store, the log and token keys
+    books = RuleBooks(bytes(32))        # the rule files first: a broken one creates no key files
+    for listener in [*config.postgres, *config.http]:
+        books.for_files(listener.rules)
+    Server(config)         # then TLS, JWT keys, the approvals store, the log and token keys
     try:
         return trio.run(supervise, config)
     except ReserveError as exc:
