@@ -21,7 +21,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from proxyprocess import ROOT, ProxyProcess
 
 RULES = """
