@@ -17,6 +17,7 @@ import ssl
 import struct
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -142,6 +143,15 @@ def who(conninfo: str) -> tuple[str, bool]:
         return user, bool(ssl and ssl[0])
 
 
+def auth_failures(proxy, count: int) -> list[dict]:
+    """The first `count` auth.failed events, waiting for the last (the log trails the client)."""
+    seen = 0
+    for _ in range(count):
+        event = proxy.wait_for("auth.failed", after=seen)
+        seen = proxy.events.index(event) + 1
+    return [e for e in proxy.events if e.get("event") == "auth.failed"][:count]
+
+
 def login_error(conninfo: str) -> str:
     with pytest.raises(psycopg.OperationalError) as info:
         psycopg.connect(conninfo).close()
@@ -173,7 +183,7 @@ def test_psycopg_psql_and_asyncpg_log_in_with_scram_while_wireproxy_holds_the_up
     assert asyncio.run(with_asyncpg()) == "scramuser"
 
 
-def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy):
+def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy, tmp_path):
     port = held_proxy.port
     wrong = login_error(dsn(port, "alice", "not-alices-password"))
     unknown_scram = login_error(dsn(port, "bob", UPSTREAM_PASSWORD))     # the upstream's password is no key here
@@ -182,10 +192,16 @@ def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy):
     # A name with no [[user]] entry goes the JWT way: a password that is no token fails the same.
     nobody = login_error(dsn(port, "mallory", "guess"))
     assert 'password authentication failed for user "mallory"' in nobody
-    failures = [e for e in held_proxy.events if e.get("event") == "auth.failed"]
+    failures = auth_failures(held_proxy, 3)
     assert [(e["user"], e["method"]) for e in failures] == [("alice", "scram"), ("bob", "scram"),
                                                            ("mallory", "jwt")]
     assert all("not-alices-password" not in line and "guess'" not in line for line in held_proxy.lines)
+    # ... and recorded: each failed login is a session of its own in the session log
+    listed = subprocess.run([*WIREPROXY, "sessions", "list", "--json", "--log-dir", str(tmp_path / "sessions"),
+                             "--key-file", str(tmp_path / "wireproxy.key")], capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    failed = [json.loads(line) for line in listed.stdout.splitlines() if json.loads(line)["auth"] == "failed"]
+    assert sorted(item["user"] for item in failed) == ["alice", "bob", "mallory"]
 
 
 def test_md5_upstream_login_with_a_password_from_a_file(pg, pki, idp_key, start_proxy, tmp_path):
@@ -223,8 +239,7 @@ def test_a_jwt_logs_in_and_is_refused_expired_for_another_audience_or_signed_by_
     }
     for reason, bad in refused.items():
         assert 'password authentication failed for user "ci-job-42"' in login_error(dsn(port, "ci-job-42", bad))
-    reasons = [e["reason"] for e in held_proxy.events if e.get("event") == "auth.failed"]
-    assert len(reasons) == 3
+    reasons = [e["reason"] for e in auth_failures(held_proxy, 3)]
     for expected, got in zip(refused, reasons):
         assert expected in got, (expected, got)
 
@@ -269,8 +284,24 @@ def test_the_limiter_slows_a_password_guessing_loop(held_proxy):
     assert len(throttled) >= 3 and throttled == sorted(throttled) and throttled[-1] > throttled[0] > 0
     # every delay was really waited: the later attempts took at least as long as they were held
     assert took[-1] >= throttled[-1]
-    # the right password still works afterwards (after its own wait) and resets the count
+    # the right password still works afterwards (after its own wait)
     assert who(dsn(port, "alice", ALICE))[0] == "scramuser"
+    # ... and does not reset the count: one valid account must not clear guesses at another
+    started = time.monotonic()
+    login_error(dsn(port, "bob", "guess-again"))
+    assert time.monotonic() - started >= throttled[-1]
+
+
+def test_parallel_guesses_from_one_address_go_one_at_a_time(held_proxy):
+    port = held_proxy.port
+    for attempt in range(5):                       # past the free failures
+        login_error(dsn(port, "alice", f"guess-{attempt}"))
+    delay = max(e["delay_s"] for e in held_proxy.events if e.get("event") == "auth.throttled")
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: login_error(dsn(port, "alice", f"parallel-{i}")), range(4)))
+    # four parallel attempts, each waiting its turn and its (growing) delay: not one delay for all
+    assert time.monotonic() - started >= 3 * delay
 
 
 # --- rules follow the identity; logs name it, never the upstream's password ------------------------
@@ -396,3 +427,12 @@ def test_sighup_reloads_the_listener_certificate_and_keeps_a_good_one_over_a_bro
     finally:
         (pki / "server.crt").write_bytes(original[0])
         (pki / "server.key").write_bytes(original[1])
+
+
+def test_a_protocol_32_client_logs_in_through_the_front_door(held_proxy, pg):
+    """libpq 18 asking for 3.2: PostgreSQL 18 speaks it (a long cancel key), an older server
+    answers NegotiateProtocolVersion, which wireproxy passes on after its own login."""
+    conninfo = dsn(held_proxy.port, "alice", ALICE, max_protocol_version="latest")
+    with psycopg.connect(conninfo) as conn:
+        assert conn.execute("select current_user").fetchone() == ("scramuser",)
+        assert conn.info.full_protocol_version == (30002 if pg.binaries.major >= 18 else 30000)

@@ -85,6 +85,15 @@ def postgres_identity(c: Checker, base: Path, listener, directory: Directory) ->
         if not isinstance(role, str) or not role or not key:
             raise c.error("upstream_roles", f"upstream_roles: {key!r} must map to a role name")
     listener.upstream_roles = dict(roles)
+    methods = c.get_list("login", str) or ["scram", "jwt"]
+    for method in methods:
+        if method not in ("scram", "jwt"):
+            raise c.error("login", f'login: {method!r} is not "scram" or "jwt"')
+    if "login" in c.table and "jwt" in methods and directory.jwt is None:
+        raise c.error("login", 'login = ["jwt"] needs a [jwt] table')
+    if "login" in c.table and methods == ["scram"] and not directory.users:
+        raise c.error("login", 'login = ["scram"] needs [[user]] entries')
+    listener.login_methods = tuple(methods)
     if listener.holds_credentials and not directory.terminates:
         raise c.error("upstream_user" if listener.upstream_user else "upstream_roles",
                       "held upstream credentials need [[user]] entries or [jwt]: "

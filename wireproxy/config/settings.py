@@ -64,6 +64,8 @@ class PostgresListener:
     upstream_password_env: str | None = None
     upstream_password_file: Path | None = None
     upstream_roles: dict[str, str] = field(default_factory=dict)   # "alice" / "group:ops" -> role
+    login_methods: tuple[str, ...] = ("scram", "jwt")               # how clients may log in to wireproxy
+    allow_replication: bool = False            # walsender connections (BASE_BACKUP) pass
 
     @property
     def holds_credentials(self) -> bool:
@@ -208,6 +210,7 @@ def load_config(path: str | Path) -> Config:
             max_connections=_positive(c, "max_connections", 1000),
             max_message_size=_positive(c, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
             connect_timeout=float(c.get("connect_timeout", (int, float), 10.0)),
+            allow_replication=c.get("allow_replication", bool, False),
         )
         postgres_identity(c, base, listener, config.directory)
         config.postgres.append(listener)

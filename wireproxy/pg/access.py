@@ -13,8 +13,11 @@ reload; it is never logged.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import secrets
+from contextlib import asynccontextmanager
+
+import trio
 
 from ..auth import Directory, Identity
 from ..auth.scram import ITERATIONS, parse_verifier
@@ -37,10 +40,14 @@ class Access:
         self.directory = directory
         self.tokens = tokens                            # auth.tokens.TokenVerifier, for [jwt]
         self.limiter = limiter                          # auth.limiter.LoginLimiter, shared
-        self._mock_secret = secrets.token_bytes(32)     # per process, as PostgreSQL's mock nonce
-        # an unknown name is offered the iteration count real users have: it must not stand out
-        counts = [parse_verifier(u.scram).iterations for u in directory.users]
+        verifiers = [parse_verifier(u.scram) for u in directory.users]
+        # An unknown name gets a mock exchange whose salt must not change across restarts (a
+        # real user's does not): derive its secret from the real verifiers' secret keys.
+        self._mock_secret = hashlib.sha256(b"wireproxy mock SCRAM\0" + b"".join(
+            v.stored_key + v.server_key for v in verifiers)).digest()
+        counts = [v.iterations for v in verifiers]        # nor its iteration count
         self._mock_iterations = max(set(counts), key=counts.count) if counts else ITERATIONS
+        self._gates: dict[str, trio.Lock] = {}
 
     @property
     def terminates(self) -> bool:
@@ -49,7 +56,27 @@ class Access:
     def login(self, user: str) -> FrontLogin | None:
         if not self.directory.terminates:
             return None
-        return FrontLogin(user, self.directory, self.tokens, self._mock_secret, self._mock_iterations)
+        methods = self.listener.login_methods
+        tokens = self.tokens if "jwt" in methods else None
+        return FrontLogin(user, self.directory, tokens, self._mock_secret, self._mock_iterations,
+                          scram="scram" in methods)
+
+    @asynccontextmanager
+    async def gate(self, host: str):
+        """While an address is throttled, its logins go one at a time (after their wait), so
+        parallel connections do not multiply a guesser's attempts."""
+        delay = self.limiter.delay(host)
+        if delay <= 0:
+            yield 0.0
+            return
+        lock = self._gates.setdefault(host, trio.Lock())
+        try:
+            async with lock:
+                await trio.sleep(delay)
+                yield delay
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._gates.pop(host, None)
 
     def upstream_role(self, identity: Identity) -> str:
         roles = self.listener.upstream_roles

@@ -7,10 +7,12 @@ JWT sent as the password.
     login.identity                            # set once the client proved who it is
     login.failure                             # set when it did not: why, for our log only
 
-Which way a user logs in follows from the directory: a name with a `[[user]]` entry uses SCRAM;
-any other name uses a JWT when `[jwt]` is configured, else SCRAM against a mock verifier, which
-fails at the end like a wrong password (nothing tells a guesser which names exist). Whatever
-went wrong, the client is told the same thing (UNIFORM, SQLSTATE 28P01).
+Which way a user logs in follows from the directory and the listener's `login` methods: a name
+with a `[[user]]` entry uses SCRAM; any other name uses a JWT when tokens are accepted, else
+SCRAM against a mock verifier, which fails at the end like a wrong password. (With both methods
+on one listener, the method asked for tells whether a name has an entry: give people and
+workloads listeners of their own, `login = ["scram"]` and `login = ["jwt"]`, to hide that.)
+Whatever went wrong, the client is told the same thing (SQLSTATE 28P01).
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ def uniform_failure(user: str) -> str:
 
 
 class FrontLogin:
-    def __init__(self, user: str, directory, tokens, mock_secret: bytes, mock_iterations: int):
+    def __init__(self, user: str, directory, tokens, mock_secret: bytes, mock_iterations: int, *,
+                 scram: bool = True):
         self.user = user
         self.identity: Identity | None = None
         self.failure: str | None = None
-        entry = directory.by_name.get(user)
-        self.method = "scram" if entry is not None or tokens is None else "jwt"
+        entry = directory.by_name.get(user) if scram else None
+        self.method = "scram" if tokens is None or (scram and entry is not None) else "jwt"
         self._entry = entry
         self._tokens = tokens
         self._scram: ScramServer | None = None
@@ -44,6 +47,7 @@ class FrontLogin:
             self._scram = ScramServer(verifier, mock_secret=mock_secret, username=user,
                                       mock_iterations=mock_iterations)
         self._step = 0
+        self.started = False              # the request is out (the pump sets it, after any wait)
 
     @property
     def failure_message(self) -> str:

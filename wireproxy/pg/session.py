@@ -58,7 +58,8 @@ class PgSession:
             log_gate=self._log_failure if session_log is not None else None,
             max_result_bytes=session_log.max_result_bytes if session_log is not None else 0,
             approvals=broker is not None, tally=STATEMENT_TALLY, access=access,
-            tls=tls is not None, require_tls=listener.require_tls)
+            tls=tls is not None, require_tls=listener.require_tls,
+            allow_replication=listener.allow_replication)
         self.server = None
         self.client_out = OrderedWriter(client)
         self.server_out: OrderedWriter | None = None
@@ -118,26 +119,37 @@ class PgSession:
         AUTHENTICATION_TIMEOUT, as PostgreSQL's authentication_timeout."""
         relay = self.relay
         with trio.move_on_after(AUTHENTICATION_TIMEOUT) as scope:
-            while relay.phase is Phase.STARTUP or relay.phase is Phase.LOGIN:
-                data = await self._receive(self.client)
-                if not data:
-                    relay.client_eof()
+            while relay.phase is Phase.STARTUP:
+                if not await self._read_startup():
                     return
-                self.bytes_from_client += len(data)
-                was = relay.phase
-                relay.client_data(data)
-                if was is Phase.STARTUP and relay.phase is Phase.LOGIN:
-                    await self._slow_down()
-                if relay.login_failure is not None:
-                    await self._login_failed()
-                await self.deliver()
                 if relay.start_tls and not await self._start_tls():
                     return
+            if relay.phase is Phase.LOGIN:
+                async with self.access.gate(self.host) as waited:
+                    if waited:
+                        log("auth.throttled", level="warning", client=self.peer, delay_s=round(waited, 3))
+                    relay.login.started = True
+                    await self.deliver()                     # the Authentication request
+                    while relay.phase is Phase.LOGIN:
+                        if not await self._read_startup():
+                            return
         if scope.cancelled_caught:
             relay.refuse("08006", "wireproxy: the client did not finish its startup in time", "startup timeout")
             await self.deliver()
-        elif relay.identity is not None and relay.identity.method != "claimed":
-            self.access.limiter.succeeded(self.host)
+
+    async def _read_startup(self) -> bool:
+        relay = self.relay
+        data = await self._receive(self.client)
+        if not data:
+            relay.client_eof()
+            return False
+        self.bytes_from_client += len(data)
+        relay.client_data(data)
+        if relay.login_failure is not None:
+            self._login_failed()
+        if relay.phase is not Phase.LOGIN or relay.login.started:
+            await self.deliver()          # the login's request waits for the gate (below)
+        return True
 
     async def _start_tls(self) -> bool:
         """'S' is out: the handshake, then everything on this connection is encrypted."""
@@ -156,14 +168,7 @@ class PgSession:
         self.relay.tls_started()
         return True
 
-    async def _slow_down(self) -> None:
-        """An address that failed to log in lately waits before it may try again."""
-        delay = self.access.limiter.delay(self.host)
-        if delay > 0:
-            log("auth.throttled", level="warning", client=self.peer, delay_s=round(delay, 3))
-            await trio.sleep(delay)
-
-    async def _login_failed(self) -> None:
+    def _login_failed(self) -> None:
         relay = self.relay
         self.access.limiter.failed(self.host)
         log("auth.failed", level="warning", client=self.peer, user=relay.startup.user,

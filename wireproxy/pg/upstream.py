@@ -15,7 +15,8 @@ import ssl
 
 import trio
 
-from protocols.postgres import Authentication, ErrorResponse, Framer, ProtocolError, SSLRequest, decode_backend
+from protocols.postgres import (Authentication, ErrorResponse, Framer, NegotiateProtocolVersion, NoticeResponse,
+                                ProtocolError, SSLRequest, decode_backend)
 from protocols.postgres.login import LoginError, PasswordLogin
 
 from ..streams import BUFSIZE
@@ -63,8 +64,11 @@ async def secure_upstream(stream, listener, context: ssl.SSLContext | None = Non
 
 async def login_upstream(stream, startup_packet: bytes, login: PasswordLogin, timeout: float) -> bytes:
     """Send the startup, answer the authentication requests, and return what the server sent
-    from its AuthenticationOk on (unread by us: the relay takes it from there)."""
+    from its AuthenticationOk on (unread by us: the relay takes it from there), after what the
+    client must see too: a NegotiateProtocolVersion (a 3.2 client meeting an older server) and
+    notices."""
     framer = Framer(MAX_LOGIN_MESSAGE)
+    for_client: list[bytes] = []
     try:
         with trio.fail_after(timeout):
             await stream.send_all(startup_packet)
@@ -78,11 +82,14 @@ async def login_upstream(stream, startup_packet: bytes, login: PasswordLogin, ti
                     if isinstance(message, ErrorResponse):
                         raise UpstreamLoginFailed(f"the upstream refused the login: {message.sqlstate} "
                                                   f"{message.message}")
+                    if isinstance(message, (NegotiateProtocolVersion, NoticeResponse)):
+                        for_client.append(packet)
+                        continue
                     if not isinstance(message, Authentication):
                         raise UpstreamLoginFailed(f"unexpected {type(message).__name__} during the login")
                     reply = login.answer(message)
                     if login.done:
-                        return b"".join(p for _, p in items[index:]) + framer.take_buffered()
+                        return b"".join([*for_client, *(p for _, p in items[index:]), framer.take_buffered()])
                     if reply:
                         await stream.send_all(reply)
     except trio.TooSlowError:

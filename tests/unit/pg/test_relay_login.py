@@ -3,14 +3,13 @@ what it sends upstream afterwards (its own startup, with the held role). Pure: n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from protocols.postgres import (Authentication, ErrorResponse, Framer, Query, SASLInitialResponse,
                                 SASLResponse, SSLRequest, StartupMessage, decode_backend, decode_startup)
 from protocols.postgres.backend import AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL
 from protocols.postgres.scram import ScramClient
 from wireproxy.auth import Directory, Identity, UserEntry
 from wireproxy.auth.scram import make_verifier
+from wireproxy.config import PostgresListener, parse_address
 from wireproxy.pg.access import Access
 from wireproxy.pg.relay import Phase, PgRelay
 
@@ -19,16 +18,10 @@ from test_relay import SERVER_HELLO, take, wire
 ALICE = UserEntry("alice", make_verifier("s3cret", iterations=64), ("oncall",))
 
 
-@dataclass
-class Listener:
-    upstream_user: str | None = "app"
-    upstream_roles: dict = field(default_factory=dict)
-    upstream_password_env: str | None = None
-    upstream_password_file: object = None
-
-
 def relay_with(*users: UserEntry, roles=None, **kwargs) -> PgRelay:
-    access = Access(Listener(upstream_roles=roles or {}), Directory(users=users), limiter=None)
+    listener = PostgresListener(parse_address("127.0.0.1:6432"), parse_address("127.0.0.1:5432"),
+                                upstream_user="app", upstream_roles=roles or {})
+    access = Access(listener, Directory(users=users), limiter=None)
     seen = []
     relay = PgRelay(upstream="db:5432", judge_factory=lambda who: seen.append(who), access=access, **kwargs)
     relay.seen = seen
