@@ -200,6 +200,10 @@ class Server:
         access = (Access(listener, self.config.directory, tokens=self.tokens, limiter=self.limiter)
                   if self.config.directory.terminates else None)
         tls = self.pg_tls[id(listener)]
+        if access is not None and self.tokens is not None and "jwt" in listener.login_methods and not listener.require_tls:
+            log("auth.cleartext_tokens", level="warning", listener=str(listener.listen),
+                note="JWTs arrive as cleartext passwords: without require_tls = true (and tls_cert) a "
+                     "token may cross the network readable and be replayed until it expires")
         opened, open_now = metrics.SESSIONS.labels(protocol="postgres"), metrics.SESSIONS_OPEN.labels(protocol="postgres")
         from_client = metrics.BYTES.labels(protocol="postgres", direction="from_client")
         from_server = metrics.BYTES.labels(protocol="postgres", direction="from_server")

@@ -436,3 +436,19 @@ def test_a_protocol_32_client_logs_in_through_the_front_door(held_proxy, pg):
     with psycopg.connect(conninfo) as conn:
         assert conn.execute("select current_user").fetchone() == ("scramuser",)
         assert conn.info.full_protocol_version == (30002 if pg.binaries.major >= 18 else 30000)
+
+
+async def test_wireproxys_own_client_reaches_a_tls_only_server(tls_pg, pki):
+    """The approvals store's client (wireproxy/pgclient.py) speaks TLS the same way."""
+    from wireproxy.pgclient import PgClient, PgConnectionLost, PgTarget
+    target = PgTarget.parse(f"postgresql://scramuser@127.0.0.1:{tls_pg.port}/postgres"
+                            f"?sslmode=verify-full&sslrootcert={pki / 'ca.crt'}")
+    client = await PgClient.connect(target, password=UPSTREAM_PASSWORD)
+    try:
+        assert (await client.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()")).rows == [("t",)]
+    finally:
+        await client.aclose()
+    with pytest.raises(PgConnectionLost, match="certificate"):
+        other = PgTarget.parse(f"host=127.0.0.1 port={tls_pg.port} user=scramuser sslmode=verify-full "
+                               f"sslrootcert={pki / 'server.crt'}")   # not the CA: the chain does not verify
+        await PgClient.connect(other, password=UPSTREAM_PASSWORD)
