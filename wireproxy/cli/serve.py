@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..config import Config, PostgresListener, load_config, parse_address
-from ..config.settings import parse_workers, workers_problem
 from ..config.locations import KEY_FILE_NAME, with_flags
 from ..config.packs import RULES_DIR
+from ..config.settings import parse_workers, workers_problem
 from .errors import UsageError
 
 

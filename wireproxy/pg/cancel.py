@@ -9,15 +9,15 @@ a key unknown here is handed to the sibling workers (wireproxy.workers.siblings)
 from __future__ import annotations
 
 import hmac
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from protocols.postgres import CancelRequest
 
 from ..config import Address
-from ..telemetry.logs import log
 from ..streams import connect
+from ..telemetry.logs import log
 
 
 class CancelRegistry:
