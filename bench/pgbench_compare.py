@@ -290,7 +290,8 @@ def remove_baseline(workdir: Path) -> None:
                        capture_output=True)
 
 
-def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None, baseline: str | None = None) -> list[Target]:
+def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None, baseline: str | None = None,
+                 workers: tuple[int, ...] = ()) -> list[Target]:
     targets = [Target("direct", f"PostgreSQL {pg_version()} directly", port=cluster.port)]
     targets.append(start_pgbouncer(cluster, workdir))
     targets.append(start_bare_relay(cluster, workdir))
@@ -316,6 +317,10 @@ def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None, bas
         if DEFAULT_RULES.exists():
             targets.append(start_wireproxy("wireproxy+rules", "wireproxy, rules/default.toml",
                                            cluster, workdir, [DEFAULT_RULES]))
+            for n in workers:          # serve --workers N: N processes on one SO_REUSEPORT port
+                targets.append(start_wireproxy(f"wireproxy+rules-w{n}", f"wireproxy, rules/default.toml, {n} workers",
+                                               cluster, workdir, [DEFAULT_RULES], ["--workers", str(n)],
+                                               workloads=("pgbench",)))
             if "--log-dir" in help_text and "--key-file" in help_text:
                 d = workdir / "sessionlog"
                 d.mkdir()
@@ -678,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-micro", action="store_true", help="skip bench/micro.py")
     p.add_argument("--baseline", metavar="REF", help="also run wireproxy, wireproxy+rules and wireproxy+rules+rec "
                    "as they were at git REF, interleaved with today's (before/after figures from one run)")
+    p.add_argument("--workers", type=lambda text: tuple(int(n) for n in text.split(",") if n.strip()),
+                   default=(), metavar="N,...", help="also run wireproxy+rules with serve --workers N (e.g. 2,4)")
     p.add_argument("--warmup", type=int, default=None, help="seconds of pgbench per target before measuring (default 2)")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="report directory")
     p.add_argument("--from-json", type=Path, metavar="FILE",
@@ -735,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(psql_args(cluster.port, "CHECKPOINT"), check=True, capture_output=True)
 
         log("starting proxies")
-        targets = make_targets(cluster, workdir, wanted, args.baseline)
+        targets = make_targets(cluster, workdir, wanted, args.baseline, args.workers)
         live = [t for t in targets if not t.skip]
         for t in targets:
             log(f"  {t.name}: " + (f"SKIPPED — {t.skip}" if t.skip else f"port {t.port}"))
