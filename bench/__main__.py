@@ -27,8 +27,11 @@ def pgbench_args(args, clients: int, out: Path, first: bool) -> list[str]:
     if args.quick:
         argv += ["--quick", "--repeat", "1", "--seconds", "1", "--warmup", "0", "--rows", "20000",
                  "--scale", "1", "--modes", "simple,extended,prepared"]
-    elif args.repeat:
-        argv += ["--repeat", str(args.repeat)]
+    else:
+        if args.repeat:
+            argv += ["--repeat", str(args.repeat)]
+        if args.seconds:
+            argv += ["--seconds", str(args.seconds)]
     if not first:
         argv += ["--no-micro", "--rows", "0"]      # rows and micro figures do not depend on -c
     return argv
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: seconds, asserts nothing about speed")
     p.add_argument("--clients", default=None, help="client counts, comma-separated (default 1,8,32; quick 8)")
     p.add_argument("--repeat", type=int, default=None, help="interleaved rounds per client count")
+    p.add_argument("--seconds", type=int, default=None, help="pgbench -T per run (default 10)")
     p.add_argument("--no-http", action="store_true", help="skip the HTTP bench")
     p.add_argument("--out", type=Path, default=BENCH, help="where REPORT.md and chart.png go")
     args = p.parse_args(argv)

@@ -415,6 +415,40 @@ def b_mask(columns: tuple[str, ...], detectors: tuple[str, ...], what: str, plan
     return bench
 
 
+# ------------------------------------------------------------------------- session log
+
+RECORD_SIMPLE = {"sql": PGBENCH_SQL, "protocol": "simple", "decision": "allow", "tag": "SELECT 1", "rows": 1,
+                 "duration_ms": 0.41}
+RECORD_EXTENDED = {"sql": PGBENCH_PARAM_SQL, "protocol": "extended", "params": ["48213"], "decision": "allow",
+                   "tag": "SELECT 1", "rows": 1, "duration_ms": 0.41}
+
+
+def b_record(entry: dict, per_flush: int):
+    """SessionEncoder over one session's share of a flush: what the writer does per record on the
+    trio thread (JSON, encryption, framing, chain), without the file write."""
+    def bench():
+        try:
+            from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+            from wireproxy.sessionlog import SessionEncoder, new_session_id
+            from wireproxy.sessionlog.format import MAGIC
+        except ImportError as exc:
+            raise Skip(f"wireproxy.sessionlog not importable: {exc}") from None
+        enc = SessionEncoder(new_session_id(), X25519PrivateKey.generate().public_key())
+        enc.start({"user": "bench", "database": "bench"})
+        items = [(dict(entry), 1764067921.0 + i * 0.0001) for i in range(per_flush)]
+        seal = getattr(enc, "seal", None)              # format 2: one frame per flush
+
+        def run():
+            out: list[bytes] = []
+            enc.records(items, out)
+            if seal is not None:
+                out.append(seal())
+        return per_op(run, per_flush), (f"per record, {per_flush} records per flush, format {MAGIC[-1]}; "
+                                        "SessionEncoder.records (JSON, AES-GCM, frame, chain; no file I/O)")
+    return bench
+
+
 # ---------------------------------------------------------------------------------- main
 
 BENCHMARKS = [
@@ -440,6 +474,9 @@ BENCHMARKS = [
     ("masker: 1 of 10 columns by name", b_mask(("secret",), (), "column secret masked whole (redact), 9 others untouched")),
     ("masker: content detectors, clean rows", b_mask((), ("credit_card", "email", "us_ssn"),
                                                      "3 detectors over the 4 text columns, nothing found")),
+    ("sessionlog: record, -M simple shape", b_record(RECORD_SIMPLE, 125)),
+    ("sessionlog: record, -M extended shape", b_record(RECORD_EXTENDED, 125)),
+    ("sessionlog: record, 1 per flush", b_record(RECORD_SIMPLE, 1)),
     ("masker: content detectors, 1 hit per row", b_mask((), ("credit_card", "email", "us_ssn"),
                                                         "3 detectors over the 4 text columns, an email in one", True)),
 ]

@@ -259,17 +259,29 @@ def start_wireproxy(name: str, what: str, cluster: PgCluster, workdir: Path, rul
 
 
 def baseline_targets(cluster: PgCluster, workdir: Path, ref: str) -> list[Target]:
-    """wireproxy and wireproxy+rules as they were at git `ref`, beside today's in the same run."""
+    """wireproxy, wireproxy+rules and wireproxy+rules+rec as they were at git `ref`, beside
+    today's in the same run."""
     checkout = workdir / "baseline"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(checkout), ref], check=True)
     label = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], check=True,
                            capture_output=True, text=True).stdout.strip()
+    _rec_dir(workdir, label).parent.mkdir()
     norules = workdir / "norules-baseline.toml"
     norules.write_text('[[postgres]]\nlisten = "127.0.0.1:0"\nupstream = "127.0.0.1:5432"\n')
     return [start_wireproxy(f"wireproxy@{label}", f"wireproxy at {label}, no rule files", cluster, workdir,
                             [], ["--config", str(norules)], checkout=checkout),
             start_wireproxy(f"wireproxy+rules@{label}", f"wireproxy at {label}, its rules/default.toml",
-                            cluster, workdir, [checkout / "rules" / "default.toml"], checkout=checkout)]
+                            cluster, workdir, [checkout / "rules" / "default.toml"], checkout=checkout),
+            start_wireproxy(f"wireproxy+rules+rec@{label}", f"wireproxy at {label}, its rules/default.toml, "
+                            "session recording on", cluster, workdir, [checkout / "rules" / "default.toml"],
+                            ["--log-dir", str(_rec_dir(workdir, label)), "--key-file",
+                             str(_rec_dir(workdir, label).parent / "wireproxy.key")],
+                            workloads=("pgbench",), checkout=checkout)]
+
+
+def _rec_dir(workdir: Path, label: str | None = None) -> Path:
+    """The log dir of a recording target (today's, or the baseline's at `label`)."""
+    return workdir / ("sessionlog" if label is None else f"sessionlog-{label}") / "sessions"
 
 
 def remove_baseline(workdir: Path) -> None:
@@ -278,7 +290,8 @@ def remove_baseline(workdir: Path) -> None:
                        capture_output=True)
 
 
-def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None, baseline: str | None = None) -> list[Target]:
+def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None, baseline: str | None = None,
+                 workers: tuple[int, ...] = ()) -> list[Target]:
     targets = [Target("direct", f"PostgreSQL {pg_version()} directly", port=cluster.port)]
     targets.append(start_pgbouncer(cluster, workdir))
     targets.append(start_bare_relay(cluster, workdir))
@@ -304,6 +317,10 @@ def make_targets(cluster: PgCluster, workdir: Path, wanted: set[str] | None, bas
         if DEFAULT_RULES.exists():
             targets.append(start_wireproxy("wireproxy+rules", "wireproxy, rules/default.toml",
                                            cluster, workdir, [DEFAULT_RULES]))
+            for n in workers:          # serve --workers N: N processes on one SO_REUSEPORT port
+                targets.append(start_wireproxy(f"wireproxy+rules-w{n}", f"wireproxy, rules/default.toml, {n} workers",
+                                               cluster, workdir, [DEFAULT_RULES], ["--workers", str(n)],
+                                               workloads=("pgbench",)))
             if "--log-dir" in help_text and "--key-file" in help_text:
                 d = workdir / "sessionlog"
                 d.mkdir()
@@ -664,8 +681,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=None, help="rows in the throughput run (default 1,000,000; 0 skips)")
     p.add_argument("--targets", default="", help="comma-separated subset of target names")
     p.add_argument("--no-micro", action="store_true", help="skip bench/micro.py")
-    p.add_argument("--baseline", metavar="REF", help="also run wireproxy and wireproxy+rules as they were "
-                   "at git REF, interleaved with today's (before/after figures from one run)")
+    p.add_argument("--baseline", metavar="REF", help="also run wireproxy, wireproxy+rules and wireproxy+rules+rec "
+                   "as they were at git REF, interleaved with today's (before/after figures from one run)")
+    p.add_argument("--workers", type=lambda text: tuple(int(n) for n in text.split(",") if n.strip()),
+                   default=(), metavar="N,...", help="also run wireproxy+rules with serve --workers N (e.g. 2,4)")
     p.add_argument("--warmup", type=int, default=None, help="seconds of pgbench per target before measuring (default 2)")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="report directory")
     p.add_argument("--from-json", type=Path, metavar="FILE",
@@ -723,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(psql_args(cluster.port, "CHECKPOINT"), check=True, capture_output=True)
 
         log("starting proxies")
-        targets = make_targets(cluster, workdir, wanted, args.baseline)
+        targets = make_targets(cluster, workdir, wanted, args.baseline, args.workers)
         live = [t for t in targets if not t.skip]
         for t in targets:
             log(f"  {t.name}: " + (f"SKIPPED — {t.skip}" if t.skip else f"port {t.port}"))
@@ -746,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
                 t.note += f" — check: 'alice@example.com' arrives as {shown!r}"
                 if "alice" in shown:
                     t.invalid = "nothing masked"
-            if t.name in ("wireproxy+rules", "wireproxy+rules+rec", "wireproxy+pii"):
+            if t.name.split("@")[0] in ("wireproxy+rules", "wireproxy+rules+rec", "wireproxy+pii"):
                 probe = subprocess.run(psql_args(t.port, "DROP TABLE IF EXISTS wireproxy_bench_absent"),
                                        capture_output=True, text=True)
                 if "blocked by wireproxy rule" in probe.stderr:
@@ -788,8 +807,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for t in targets:
             stop_proc(t.proc)
-            if t.name == "wireproxy+rules+rec" and not t.skip:
-                logdir = workdir / "sessionlog" / "sessions"
+            if t.name.split("@")[0] == "wireproxy+rules+rec" and not t.skip:
+                logdir = _rec_dir(workdir, t.name.partition("@")[2] or None)
                 files = [f for f in logdir.rglob("*") if f.is_file()] if logdir.exists() else []
                 size = sum(f.stat().st_size for f in files)
                 t.note += (f" — check: {len(files)} files, {size:,} bytes in the log dir" if files

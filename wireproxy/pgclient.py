@@ -15,7 +15,8 @@ so nothing is ever quoted into it); without them, a simple Query, which may hold
 statements. Values come back as text (str) or None. One operation at a time per connection: a
 connection that waits for notifications is a connection of its own. Any failure of the
 connection, or an operation cancelled midway, leaves the client closed (`closed` is true) and
-raises PgConnectionLost; reconnecting is the caller's choice. No TLS yet (plain TCP).
+raises PgConnectionLost; reconnecting is the caller's choice. TLS with `sslmode=require` or
+`verify-full` (and `sslrootcert=`) in the DSN, as libpq means them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from protocols.postgres import (Authentication, BackendKeyData, Bind, CommandCom
                                 decode_backend)
 from protocols.postgres.login import LoginError, PasswordLogin
 
+from .pg.upstream import start_tls
 from .streams import BUFSIZE, connect
 
 
@@ -59,6 +61,8 @@ class PgTarget:
     user: str = "postgres"
     database: str | None = None
     application_name: str = "wireproxy"
+    sslmode: str = "disable"            # disable | require | verify-full (libpq's meaning)
+    sslrootcert: str | None = None      # verify-full: the CA file (default: the system's)
 
     @classmethod
     def parse(cls, dsn: str) -> PgTarget:
@@ -79,7 +83,7 @@ class PgTarget:
                 if not sep:
                     raise ValueError(f"{item!r} is not key=value")
                 values[key] = value
-        unknown = set(values) - {"host", "port", "user", "dbname", "application_name"}
+        unknown = set(values) - {"host", "port", "user", "dbname", "application_name", "sslmode", "sslrootcert"}
         if "password" in unknown:
             raise ValueError("the DSN holds a password: give it through the environment instead")
         if unknown:
@@ -87,9 +91,15 @@ class PgTarget:
         port = values.get("port") or 5432
         if not str(port).isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"port {port!r} is not a port number")
+        sslmode = values.get("sslmode") or "disable"
+        if sslmode not in ("disable", "require", "verify-full"):
+            raise ValueError(f"sslmode {sslmode!r} is not disable, require or verify-full")
+        if values.get("sslrootcert") and sslmode != "verify-full":
+            raise ValueError("sslrootcert is used with sslmode=verify-full")
         return cls(host=values.get("host") or "127.0.0.1", port=int(port),
                    user=values.get("user") or "postgres", database=values.get("dbname") or None,
-                   application_name=values.get("application_name") or "wireproxy")
+                   application_name=values.get("application_name") or "wireproxy",
+                   sslmode=sslmode, sslrootcert=values.get("sslrootcert") or None)
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.database or self.user}"
@@ -127,6 +137,7 @@ class PgClient:
                       timeout: float = 10.0) -> PgClient:
         try:
             stream = await connect(target.host, target.port, timeout)
+            stream = await start_tls(stream, target.sslmode, target.sslrootcert, target.host, timeout=timeout)
         except OSError as exc:
             raise PgConnectionLost(f"cannot connect to {target.host}:{target.port}: {exc.strerror or exc}") from None
         client = cls(stream, target)

@@ -55,8 +55,12 @@ def token_verifier(config: Config):
 
 
 class Server:
-    def __init__(self, config: Config, *, rules_poll_interval: float = 1.0, approvals=None):
+    def __init__(self, config: Config, *, rules_poll_interval: float = 1.0, approvals=None,
+                 sockets: dict[str, list] | None = None):
         self.config = config
+        # A worker's listening sockets, made by the supervisor (wireproxy.workers): by listener
+        # key, as in `bound`. The supervisor then tells the ports and readiness, not this.
+        self.inherited = sockets
         self.session_log = open_session_log(config.log)
         self.cancels = CancelRegistry()
         self.rulebooks = RuleBooks(mask_hash_key(config.log))
@@ -82,6 +86,7 @@ class Server:
         self._stop = trio.Event()
         self._sessions_scope: trio.CancelScope | None = None
         self.bound: dict[str, list[tuple[str, int]]] = {}
+        self.render_metrics = metrics.REGISTRY.render      # a worker's sums its siblings' in
 
     def reload(self, why: str) -> None:
         """Rule files, and the certificates of listeners that serve TLS."""
@@ -121,17 +126,14 @@ class Server:
 
     async def _serve_admin(self, services: trio.Nursery) -> None:
         address = self.config.admin.listen
-        sockets = await self._open_listeners(address)
+        sockets = await self._open_listeners(f"admin:{address}", address)
         bound = [s.socket.getsockname()[:2] for s in sockets]
         self.bound[f"admin:{address}"] = bound
-        for host, port in bound:
-            log("listening", kind="admin", address=f"{host}:{port}", token_file=str(self.config.token_file))
-            if not ipaddress.ip_address(host.split("%")[0]).is_loopback:
-                log("admin.not_loopback", level="warning", address=f"{host}:{port}",
-                    note="the admin API speaks plain HTTP: its bearer token crosses the network in clear; "
-                         "listen on loopback, or put a TLS proxy in front")
+        if self.inherited is None:
+            announce_admin(bound, self.config.token_file)
         await services.start(serve_admin, sockets, AdminApi(self.broker, self.admin_token,
-                                                            upstreams=self.upstreams.current))
+                                                            upstreams=self.upstreams.current,
+                                                            render_metrics=self.render_metrics))
 
     def _cache_stat(self, key: str) -> int:
         return sum(book.policy.cache_stats()[key] for book in self.rulebooks.books.values())
@@ -147,7 +149,8 @@ class Server:
                 for listener, proxy in zip(self.config.http, self.http_proxies):
                     await self._listen(listeners, sessions, "http", listener, self._http_handler(listener, proxy))
                 listeners.start_soon(self._watch_rules)
-                log("ready", listeners=sum(len(v) for v in self.bound.values()))
+                log("ready" if self.inherited is None else "worker.ready",
+                    listeners=sum(len(v) for v in self.bound.values()))
                 task_status.started(self.bound)
                 await self._stop.wait()
                 listeners.cancel_scope.cancel()
@@ -170,7 +173,11 @@ class Server:
             return None
         return book.session_judge
 
-    async def _open_listeners(self, address) -> list[trio.SocketListener]:
+    async def _open_listeners(self, key: str, address) -> list[trio.SocketListener]:
+        if self.inherited is not None:
+            if key not in self.inherited:
+                raise ListenError(f"cannot listen on {address}: no socket was handed over for it")
+            return [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in self.inherited[key]]
         try:
             return await trio.open_tcp_listeners(address.port, host=address.host)
         except OSError as exc:
@@ -178,11 +185,11 @@ class Server:
 
     async def _listen(self, nursery, sessions, kind: str, listener, handler) -> None:
         address = listener.listen
-        sockets = await self._open_listeners(address)
+        sockets = await self._open_listeners(f"{kind}:{address}", address)
         bound = [s.socket.getsockname()[:2] for s in sockets]
         self.bound.setdefault(f"{kind}:{address}", []).extend(bound)
-        for host, port in bound:
-            log("listening", kind=kind, address=f"{host}:{port}", upstream=str(listener.upstream or "forward proxy"))
+        if self.inherited is None:
+            announce_listener(kind, listener, bound)
         await nursery.start(functools.partial(trio.serve_listeners, handler, sockets, handler_nursery=sessions))
 
     def _postgres_handler(self, listener: PostgresListener):
@@ -193,6 +200,10 @@ class Server:
         access = (Access(listener, self.config.directory, tokens=self.tokens, limiter=self.limiter)
                   if self.config.directory.terminates else None)
         tls = self.pg_tls[id(listener)]
+        if access is not None and self.tokens is not None and "jwt" in listener.login_methods and not listener.require_tls:
+            log("auth.cleartext_tokens", level="warning", listener=str(listener.listen),
+                note="JWTs arrive as cleartext passwords: without require_tls = true (and tls_cert) a "
+                     "token may cross the network readable and be replayed until it expires")
         opened, open_now = metrics.SESSIONS.labels(protocol="postgres"), metrics.SESSIONS_OPEN.labels(protocol="postgres")
         from_client = metrics.BYTES.labels(protocol="postgres", direction="from_client")
         from_server = metrics.BYTES.labels(protocol="postgres", direction="from_server")
@@ -262,6 +273,20 @@ class Server:
                 self.active[key] -= 1
                 open_now.dec()
         return handler
+
+
+def announce_listener(kind: str, listener, bound) -> None:
+    for host, port in bound:
+        log("listening", kind=kind, address=f"{host}:{port}", upstream=str(listener.upstream or "forward proxy"))
+
+
+def announce_admin(bound, token_file) -> None:
+    for host, port in bound:
+        log("listening", kind="admin", address=f"{host}:{port}", token_file=str(token_file))
+        if not ipaddress.ip_address(host.split("%")[0]).is_loopback:
+            log("admin.not_loopback", level="warning", address=f"{host}:{port}",
+                note="the admin API speaks plain HTTP: its bearer token crosses the network in clear; "
+                     "listen on loopback, or put a TLS proxy in front")
 
 
 def build_broker(config: Config) -> Broker:
@@ -362,7 +387,7 @@ class ListenError(Exception):
     pass
 
 
-async def serve(config: Config, *, server: Server | None = None) -> None:
+async def serve(config: Config, *, server: Server | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run until SIGTERM/SIGINT (twice: at once); SIGHUP reloads the rules and certificates."""
     server = server or Server(config)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -375,5 +400,5 @@ async def serve(config: Config, *, server: Server | None = None) -> None:
                         server.request_shutdown()
 
             nursery.start_soon(watch_signals)
-            await server.run()
+            await server.run(task_status=task_status)
             nursery.cancel_scope.cancel()

@@ -183,7 +183,7 @@ def test_psycopg_psql_and_asyncpg_log_in_with_scram_while_wireproxy_holds_the_up
     assert asyncio.run(with_asyncpg()) == "scramuser"
 
 
-def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy):
+def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy, tmp_path):
     port = held_proxy.port
     wrong = login_error(dsn(port, "alice", "not-alices-password"))
     unknown_scram = login_error(dsn(port, "bob", UPSTREAM_PASSWORD))     # the upstream's password is no key here
@@ -196,6 +196,12 @@ def test_wrong_password_and_unknown_user_get_one_uniform_28p01(held_proxy):
     assert [(e["user"], e["method"]) for e in failures] == [("alice", "scram"), ("bob", "scram"),
                                                            ("mallory", "jwt")]
     assert all("not-alices-password" not in line and "guess'" not in line for line in held_proxy.lines)
+    # ... and recorded: each failed login is a session of its own in the session log
+    listed = subprocess.run([*WIREPROXY, "sessions", "list", "--json", "--log-dir", str(tmp_path / "sessions"),
+                             "--key-file", str(tmp_path / "wireproxy.key")], capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    failed = [json.loads(line) for line in listed.stdout.splitlines() if json.loads(line)["auth"] == "failed"]
+    assert sorted(item["user"] for item in failed) == ["alice", "bob", "mallory"]
 
 
 def test_md5_upstream_login_with_a_password_from_a_file(pg, pki, idp_key, start_proxy, tmp_path):
@@ -430,3 +436,19 @@ def test_a_protocol_32_client_logs_in_through_the_front_door(held_proxy, pg):
     with psycopg.connect(conninfo) as conn:
         assert conn.execute("select current_user").fetchone() == ("scramuser",)
         assert conn.info.full_protocol_version == (30002 if pg.binaries.major >= 18 else 30000)
+
+
+async def test_wireproxys_own_client_reaches_a_tls_only_server(tls_pg, pki):
+    """The approvals store's client (wireproxy/pgclient.py) speaks TLS the same way."""
+    from wireproxy.pgclient import PgClient, PgConnectionLost, PgTarget
+    target = PgTarget.parse(f"postgresql://scramuser@127.0.0.1:{tls_pg.port}/postgres"
+                            f"?sslmode=verify-full&sslrootcert={pki / 'ca.crt'}")
+    client = await PgClient.connect(target, password=UPSTREAM_PASSWORD)
+    try:
+        assert (await client.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()")).rows == [("t",)]
+    finally:
+        await client.aclose()
+    with pytest.raises(PgConnectionLost, match="certificate"):
+        other = PgTarget.parse(f"host=127.0.0.1 port={tls_pg.port} user=scramuser sslmode=verify-full "
+                               f"sslrootcert={pki / 'server.crt'}")   # not the CA: the chain does not verify
+        await PgClient.connect(other, password=UPSTREAM_PASSWORD)

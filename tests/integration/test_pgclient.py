@@ -142,7 +142,7 @@ def test_targets_from_dsns():
     assert PgTarget.parse("postgres://u@h/d?application_name=wp").application_name == "wp"
     assert str(PgTarget.parse("postgresql://app@db:1/")) == "app@db:1/app"
     for bad, problem in [("postgresql://app:secret@db/x", "password"), ("host=h password=p", "password"),
-                         ("host=h sslmode=require", "unsupported"), ("hosth", "key=value"),
+                         ("host=h sslmode=prefer", "is not disable, require or verify-full"), ("host=h sslcert=c", "unsupported"), ("hosth", "key=value"),
                          ("port=99999", "port")]:
         with pytest.raises(ValueError, match=problem):
             PgTarget.parse(bad)

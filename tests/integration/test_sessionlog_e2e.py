@@ -310,17 +310,17 @@ def test_marker_is_nowhere_in_the_log_dir_bytes(pg, start_proxy, rules, guard_ta
 
 
 PREAMBLE_SIZE = 108                 # see wireproxy/sessionlog/format.py
-FRAME = struct.Struct(">IQB3xI")    # length, seq, kind, pad, crc
+FRAME = struct.Struct(">IQIB3xI")   # format 2: length, seq of its first record, count, kind, pad, crc
 
 
-def frames_of(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each frame after the preamble."""
-    assert data[:8] == b"WPSLOG\x00\x01"
+def frames_of(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(start, end, first seq, record count) of each frame after the preamble."""
+    assert data[:8] == b"WPSLOG\x00\x02"
     spans, off = [], PREAMBLE_SIZE
     while off < len(data):
-        length, _seq, _kind, _crc = FRAME.unpack_from(data, off)
+        length, seq, count, _kind, _crc = FRAME.unpack_from(data, off)
         end = off + FRAME.size + length
-        spans.append((off, end))
+        spans.append((off, end, seq, count))
         off = end
     assert off == len(data)
     return spans
@@ -338,7 +338,12 @@ def test_verify_tells_tampered_from_truncated_on_a_proxy_written_log(pg, start_p
     (original,) = log_files(log_dir)
     data = original.read_bytes()
     spans = frames_of(data)
-    assert len(spans) == 1 + 6 + 1                 # header, 6 statements, final record
+    # header, the 6 statements in one frame per flush (how many flushes fell among them is the
+    # clock's business), final record
+    header, *batches, final = spans
+    assert (header[2], header[3]) == (0, 1) and (final[2], final[3]) == (7, 1)
+    assert [seq for _, _, seq, _ in batches] == [1 + sum(b[3] for b in batches[:i]) for i in range(len(batches))]
+    assert sum(count for *_, count in batches) == 6 and batches
 
     run = sessions("verify", sid, log_dir=log_dir, key_file=key_file)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -352,14 +357,14 @@ def test_verify_tells_tampered_from_truncated_on_a_proxy_written_log(pg, start_p
 
     flipped = bytearray(data)
     flipped[len(data) // 2] ^= 0x01
-    third, fourth = spans[3], spans[4]
+    first, last = batches[0], batches[-1]
     cases = {
         "flip": (bytes(flipped), 1, "TAMPERED"),
-        "truncate-mid-record": (data[:len(data) - 7], 3, "truncated"),
-        "truncate-at-record": (data[:spans[5][0]], 3, "truncated"),
-        "remove-record": (data[:third[0]] + data[third[1]:], 1, "TAMPERED"),
-        "swap-records": (data[:third[0]] + data[fourth[0]:fourth[1]] + data[third[0]:third[1]]
-                         + data[fourth[1]:], 1, "TAMPERED"),
+        "truncate-mid-frame": (data[:len(data) - 7], 3, "truncated"),
+        "truncate-at-frame": (data[:last[0]], 3, "truncated"),
+        "remove-frame": (data[:first[0]] + data[first[1]:], 1, "TAMPERED"),
+        "swap-frames": (data[:last[0]] + data[final[0]:final[1]] + data[last[0]:last[1]], 1, "TAMPERED"),
+        "append-garbage": (data + b"appended", 1, "TAMPERED"),
     }
     for name, (content, code, word) in cases.items():
         where = variant(name, content)
@@ -376,10 +381,10 @@ def test_verify_tells_tampered_from_truncated_on_a_proxy_written_log(pg, start_p
     (both / original.name).write_bytes(bytes(flipped))
     assert sessions("verify", log_dir=both, key_file=key_file).returncode == 1
 
-    # a truncated log still replays what it holds
-    where = tmp_path / "truncate-at-record"
+    # a truncated log still replays what it holds: every frame before the cut
+    where = tmp_path / "truncate-at-frame"
     doc = show_json(sid, where, key_file, expect_exit=3)
-    assert [r["seq"] for r in doc["records"]] == [1, 2, 3, 4]
+    assert [r["seq"] for r in doc["records"]] == list(range(1, last[2]))
 
 
 # --- 4. key rotation --------------------------------------------------------------------------

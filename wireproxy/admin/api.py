@@ -16,6 +16,7 @@ submitted, and the token is never echoed.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import traceback
@@ -34,7 +35,7 @@ _FIELDS = {"approve": {"approver", "reason", "window"}, "deny": {"approver", "re
 
 class AdminApi:
     def __init__(self, broker: Broker, token: str, *,
-                 render_metrics: Callable[[], str] = metrics.REGISTRY.render,
+                 render_metrics: Callable[[], str | Awaitable[str]] = metrics.REGISTRY.render,
                  upstreams: Callable[[], Awaitable[dict[str, str]]] | None = None):
         self.broker = broker
         self._token = token
@@ -67,7 +68,10 @@ class AdminApi:
         if request.path == "/metrics":
             if request.method != "GET":
                 return _not_allowed("GET")
-            return Response(200, self.render_metrics().encode("utf-8"), metrics.CONTENT_TYPE)
+            text = self.render_metrics()
+            if inspect.isawaitable(text):       # a worker's: it asks its siblings for theirs
+                text = await text
+            return Response(200, text.encode("utf-8"), metrics.CONTENT_TYPE)
         if request.path.rstrip("/") == "/approvals":
             if request.method != "GET":
                 return _not_allowed("GET")

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..config import Config, PostgresListener, load_config, parse_address
 from ..config.locations import KEY_FILE_NAME, with_flags
 from ..config.packs import RULES_DIR
+from ..config.settings import parse_workers, workers_problem
 from .errors import UsageError
 
 
@@ -45,6 +46,8 @@ def add_serve_flags(parser: argparse.ArgumentParser, defaults: PostgresListener 
                         help=f"the log key (default: [log] key_file, else {KEY_FILE_NAME} beside --log-dir)")
     parser.add_argument("--admin", metavar="HOST:PORT",
                         help="serve the admin API (approvals, /healthz, /metrics) here (default: [admin] listen, else off)")
+    parser.add_argument("--workers", metavar="N",
+                        help='processes serving the same ports, "auto" for one per core (default: workers, else 1)')
 
 
 def _shown(path: Path) -> str:
@@ -76,6 +79,14 @@ def config_from_args(args) -> Config:
             config.admin.listen = parse_address(args.admin)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if getattr(args, "workers", None) is not None:
+        try:
+            config.workers = parse_workers(args.workers)
+        except ValueError as exc:
+            raise UsageError(f"--workers: {exc}") from None
+    problem = workers_problem(config)
+    if problem is not None:
+        raise UsageError(problem)
     return config
 
 
@@ -86,6 +97,8 @@ def run_serve(args) -> int:
     from ..telemetry.logs import install_stdlib_bridge
     install_stdlib_bridge()
     config = config_from_args(args)
+    if config.workers > 1:
+        return run_supervisor(config)
     try:
         trio.run(serve, config)
     except (ListenError, BaseExceptionGroup) as exc:
@@ -97,3 +110,22 @@ def run_serve(args) -> int:
         raise UsageError(str(listen_errors)) from None
     return 0
 
+
+
+def run_supervisor(config: Config) -> int:
+    """Several workers: everything a worker would refuse is refused here first, in one line,
+    and the keys are made here once, before any worker starts."""
+    import trio
+
+    from ..config.rulebook import RuleBooks
+    from ..server import Server
+    from ..workers.sockets import ReserveError
+    from ..workers.supervisor import supervise
+    books = RuleBooks(bytes(32))        # the rule files first: a broken one creates no key files
+    for listener in [*config.postgres, *config.http]:
+        books.for_files(listener.rules)
+    Server(config)         # then TLS, JWT keys, the approvals store, the log and token keys
+    try:
+        return trio.run(supervise, config)
+    except ReserveError as exc:
+        raise UsageError(str(exc)) from None

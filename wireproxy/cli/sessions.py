@@ -167,7 +167,7 @@ def _list_item(read: SessionLogRead) -> dict[str, Any]:
             "started": started_at(read), "statements": read.count, "status": read.status,
             "ended": (read.end or {}).get("ts"), "client_addr": h.get("client_addr"),
             "application_name": h.get("application_name"), "upstream": h.get("upstream"),
-            "key_id": read.key_id}
+            "key_id": read.key_id, "auth": h.get("auth")}      # scram | jwt | failed; None: passthrough
     if read.problem:
         item["problem"] = read.problem
     return item

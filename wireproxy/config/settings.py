@@ -7,6 +7,7 @@ with no file: Postgres on 127.0.0.1:6432 to 127.0.0.1:5432 with rules/default.to
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,11 @@ from .http_settings import HttpClientEntry, HttpListener, http_listener
 from .identity import load_directory, postgres_identity
 from .locations import TOKEN_FILE_NAME, key_file_for
 from .packs import DEFAULT_RULES
-from .tomlfile import Checker, TomlFile
+from .tomlfile import Checker, ConfigError, TomlFile
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent    # the checkout (bench, tests); not the packs
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class PostgresListener:
     upstream_password_file: Path | None = None
     upstream_roles: dict[str, str] = field(default_factory=dict)   # "alice" / "group:ops" -> role
     login_methods: tuple[str, ...] = ("scram", "jwt")               # how clients may log in to wireproxy
+    allow_replication: bool = False            # walsender connections (BASE_BACKUP) pass
 
     @property
     def holds_credentials(self) -> bool:
@@ -137,6 +140,7 @@ class Config:
     http: list[HttpListener] = field(default_factory=list)
     directory: Directory = field(default_factory=Directory)     # [[user]] and [jwt]
     shutdown_grace: float = 30.0
+    workers: int = 1                    # processes serving the same ports (SO_REUSEPORT)
 
     @classmethod
     def defaults(cls) -> Config:
@@ -172,6 +176,11 @@ def load_config(path: str | Path) -> Config:
     config.shutdown_grace = float(top.get("shutdown_grace", (int, float), 30.0))
     if config.shutdown_grace < 0:
         raise top.error("shutdown_grace", "shutdown_grace must not be negative")
+    if top.has("workers"):
+        try:
+            config.workers = parse_workers(top.get("workers", (int, str)))
+        except ValueError as exc:
+            raise top.error("workers", str(exc)) from None
 
     if top.has("log"):
         c = _table(top, "log")
@@ -201,6 +210,7 @@ def load_config(path: str | Path) -> Config:
             max_connections=_positive(c, "max_connections", 1000),
             max_message_size=_positive(c, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
             connect_timeout=float(c.get("connect_timeout", (int, float), 10.0)),
+            allow_replication=c.get("allow_replication", bool, False),
         )
         postgres_identity(c, base, listener, config.directory)
         config.postgres.append(listener)
@@ -224,7 +234,33 @@ def load_config(path: str | Path) -> Config:
         config.http.append(http_listener(c, base))
         c.done()
     top.done()
+    problem = workers_problem(config)
+    if problem is not None:
+        raise ConfigError(file.path, file.line_of("workers"), problem)
     return config
+
+
+def parse_workers(value: int | str) -> int:
+    """`workers = N` or "auto" (one per core) -> N; ValueError with the reason otherwise."""
+    if value == "auto":
+        return os.cpu_count() or 1
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit():
+            raise ValueError(f'workers must be a positive integer or "auto", not {value!r}')
+        value = int(value)
+    if isinstance(value, bool) or not 1 <= value <= MAX_WORKERS:
+        raise ValueError(f"workers must be between 1 and {MAX_WORKERS}")
+    return value
+
+
+def workers_problem(config: Config) -> str | None:
+    """What stops this config from running in several processes, or None."""
+    if config.workers > 1 and config.admin.listen is not None and config.approvals.store == "memory":
+        return (f"workers = {config.workers} with an admin listener needs [approvals] store = \"postgres\": "
+                "the memory store lives in one process, so an approval decided on one worker would "
+                "never reach a statement held on another")
+    return None
 
 
 def _approvals(c: Checker) -> ApprovalsConfig:
@@ -319,4 +355,6 @@ __all__ = [
     "TcpListener",
     "load_config",
     "parse_address",
+    "parse_workers",
+    "workers_problem",
 ]

@@ -2,26 +2,29 @@
 
 Every session registers the BackendKeyData its upstream gave it; a CancelRequest is sent on to
 the upstream that owns the key, whichever listener it came in on. Secrets are compared in
-constant time; an unknown key is dropped silently, as PostgreSQL does.
+constant time; an unknown key is dropped silently, as PostgreSQL does. With several workers
+a key unknown here is handed to the sibling workers (wireproxy.workers.siblings) first.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from protocols.postgres import CancelRequest
 
 from ..config import Address
-from ..telemetry.logs import log
 from ..streams import connect
+from ..telemetry.logs import log
 
 
 class CancelRegistry:
     def __init__(self) -> None:
         self._by_pid: dict[int, list[tuple[bytes, Address, Callable[[], bool] | None]]] = {}
+        # Workers: hands a key this process does not know to the others -> whether one knew it.
+        self.siblings: Callable[[CancelRequest], Awaitable[bool]] | None = None
 
     def add(self, pid: int, secret: bytes, upstream: Address,
             intercept: Callable[[], bool] | None = None) -> None:
@@ -43,16 +46,25 @@ class CancelRegistry:
         return found
 
     async def forward(self, request: CancelRequest, client: str) -> None:
+        if await self.act(request, client):
+            return
+        if self.siblings is not None and await self.siblings(request):
+            log("cancel.relayed", client=client, backend_pid=request.process_id)
+            return
+        log("cancel.unknown", client=client, backend_pid=request.process_id)
+
+    async def act(self, request: CancelRequest, client: str = "sibling worker") -> bool:
+        """Cancel what runs under this key, if this process knows it. -> whether it did."""
         found = self.find(request.process_id, request.secret)
         if found is None:
-            log("cancel.unknown", client=client, backend_pid=request.process_id)
-            return
+            return False
         upstream, intercept = found
         if intercept is not None and intercept():
             log("cancel.withdrew_approval", client=client, backend_pid=request.process_id)
-            return
+            return True
         await send_cancel(upstream, request)
         log("cancel.forwarded", client=client, backend_pid=request.process_id, upstream=str(upstream))
+        return True
 
 
 async def send_cancel(upstream: Address, request: CancelRequest, timeout: float = 5.0) -> None:

@@ -27,6 +27,7 @@ from protocols.postgres import (CancelRequest, ErrorResponse, Framer, GSSENCRequ
 from protocols.postgres.framing import DEFAULT_MAX_MESSAGE_SIZE
 
 from ..auth import Identity
+from ..policy import Action
 from ..policy.strict import StrictColumns
 from . import client_side, server_side
 from .conversation import Conversation
@@ -35,9 +36,11 @@ from .holds import Holds
 from .limits import VolumeLimits
 from .lookups import Lookup
 from .plain import PlainPath
-from .protocol import COPY_DATA, DATA_ROW, AwaitApproval, CancelQuery, EndSession, Phase, Ready, Started, Wait
+from .protocol import (COPY_DATA, DATA_ROW, AwaitApproval, CancelQuery, Decided, EndSession, Phase, Ready,
+                       Started, Wait)
 from .recording import Recorder
 from .rowmasks import RowMasks
+from .startup_settings import BadOptions, as_set, settings_of, wants_replication
 
 SERVER_MAX_MESSAGE_SIZE = 1 << 30 | 1 << 20   # a value may be 1 GB; allow its framing too
 _RAW_ROWS_AND_COPY = frozenset({DATA_ROW, COPY_DATA})
@@ -53,7 +56,7 @@ class PgRelay:
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, clock=time.monotonic,
                  recording: bool = False, log_gate=None, max_result_bytes: int = 0,
                  approvals: bool = False, tally=None, access=None, tls: bool = False,
-                 require_tls: bool = False):
+                 require_tls: bool = False, allow_replication: bool = False):
         self.upstream = upstream
         self.phase = Phase.STARTUP
         self.client = Framer(max_message_size, passthrough={COPY_DATA}, startup=True)
@@ -84,6 +87,7 @@ class PgRelay:
         self.path = PlainPath(self)
         self.access = access               # wireproxy authenticates clients (None: passthrough)
         self.tls, self.require_tls = tls, require_tls
+        self.allow_replication = allow_replication
         self.start_tls = False             # 'S' answered: the pump does the TLS handshake now
         self.tls_active = False
         self.login = None                  # FrontLogin while the client logs in to wireproxy
@@ -311,8 +315,9 @@ class PgRelay:
         self.client.startup = False
         self.login = self.access.login(message.user) if self.access is not None else None
         if self.login is None:
-            self.to_server.append(packet)
             self._begin(Identity(message.user))
+            if self.phase is not Phase.CLOSED:
+                self.to_server.append(packet)
             return
         self.phase = Phase.LOGIN
         self.to_client.append(self.login.begin())
@@ -352,6 +357,10 @@ class PgRelay:
         self.events.append(Started(identity.name, message.database,
                                    message.parameters.get("application_name", ""),
                                    identity.method if identity.method != "claimed" else None))
+        if wants_replication(message.parameters) and not self.allow_replication:
+            self.fatal("42501", "wireproxy does not allow replication connections on this listener",
+                       "replication refused")
+            return
         judge_factory, mask_factory = self._factories
         recording, log_gate, max_result_bytes = self._recording
         judge = judge_factory(identity) if judge_factory is not None else None
@@ -370,6 +379,24 @@ class PgRelay:
         self.conversation.full = True
         self.path = Inspecting(self)
         self.reframe()
+        self._judge_settings(message)
+
+    def _judge_settings(self, message: StartupMessage) -> None:
+        """Settings in the startup packet are SETs before the first statement: judged as such."""
+        try:
+            settings = settings_of(message.parameters)
+        except BadOptions as exc:
+            self.fatal("22023", f"invalid startup options: {exc}", "malformed client input")
+            return
+        for name, value in settings:
+            sql = as_set(name, value)
+            decision = self.enforcer.query(sql)
+            if decision.action is not Action.ALLOW:
+                self.events.append(Decided(decision.action.name.lower(), decision.rule_id,
+                                           list(decision.matched), sql, "startup"))
+            if not decision.allowed:                  # approve cannot be held before login: block
+                self.fatal("42501", decision.client_message(), f"startup setting {name} blocked")
+                return
 
 
 class Inspecting:

@@ -58,7 +58,8 @@ class PgSession:
             log_gate=self._log_failure if session_log is not None else None,
             max_result_bytes=session_log.max_result_bytes if session_log is not None else 0,
             approvals=broker is not None, tally=STATEMENT_TALLY, access=access,
-            tls=tls is not None, require_tls=listener.require_tls)
+            tls=tls is not None, require_tls=listener.require_tls,
+            allow_replication=listener.allow_replication)
         self.server = None
         self.client_out = OrderedWriter(client)
         self.server_out: OrderedWriter | None = None
@@ -146,7 +147,7 @@ class PgSession:
         self.bytes_from_client += len(data)
         relay.client_data(data)
         if relay.login_failure is not None:
-            await self._login_failed()
+            self._login_failed()
         if relay.phase is not Phase.LOGIN or relay.login.started:
             await self.deliver()          # the login's request waits for the gate (below)
         return True
@@ -168,7 +169,7 @@ class PgSession:
         self.relay.tls_started()
         return True
 
-    async def _login_failed(self) -> None:
+    def _login_failed(self) -> None:
         relay = self.relay
         self.access.limiter.failed(self.host)
         log("auth.failed", level="warning", client=self.peer, user=relay.startup.user,

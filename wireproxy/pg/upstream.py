@@ -40,25 +40,32 @@ def client_context(sslmode: str, cafile=None) -> ssl.SSLContext:
 
 async def secure_upstream(stream, listener, context: ssl.SSLContext | None = None, timeout: float = 10.0):
     """The stream to talk to the upstream on: as is, or TLS after an SSLRequest."""
-    if listener.upstream_sslmode == "disable":
+    return await start_tls(stream, listener.upstream_sslmode, listener.upstream_ca, listener.upstream.host,
+                           context=context, timeout=timeout)
+
+
+async def start_tls(stream, sslmode: str, cafile, host: str, *, context: ssl.SSLContext | None = None,
+                    timeout: float = 10.0):
+    """SSLRequest, then the handshake, as `sslmode` (disable | require | verify-full) asks;
+    OSError with the reason when TLS cannot be had."""
+    if sslmode == "disable":
         return stream
-    context = context or client_context(listener.upstream_sslmode, listener.upstream_ca)
+    context = context or client_context(sslmode, cafile)
     try:
         with trio.fail_after(timeout):
             await stream.send_all(SSLRequest().encode())
             answer = await _receive_exactly(stream, 1)
             if answer != b"S":
-                raise OSError(f"the upstream does not accept TLS (upstream_sslmode = "
-                              f"{listener.upstream_sslmode!r})")
-            secured = trio.SSLStream(stream, context, server_hostname=listener.upstream.host)
+                raise OSError(f"the server does not accept TLS (sslmode {sslmode})")
+            secured = trio.SSLStream(stream, context, server_hostname=host)
             await secured.do_handshake()
     except trio.TooSlowError:
-        raise OSError(f"TLS with the upstream timed out after {timeout:g}s") from None
+        raise OSError(f"TLS with the server timed out after {timeout:g}s") from None
     except trio.BrokenResourceError as exc:
         cause = exc.__cause__
         if isinstance(cause, ssl.SSLCertVerificationError):
-            raise OSError(f"upstream certificate rejected: {cause.verify_message}") from None
-        raise OSError(f"TLS with the upstream failed: {cause or exc}") from None
+            raise OSError(f"server certificate rejected: {cause.verify_message}") from None
+        raise OSError(f"TLS with the server failed: {cause or exc}") from None
     return secured
 
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .format import SessionEncoder
+from .encoder import SessionEncoder
 
 try:
     import fcntl

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from .errors import KeyFileError
-from .format import key_id_of, unwrap_data_key
+from .format import FORMAT_VERSION, key_id_of, unwrap_data_key
 
 
 def public_key_path(key_file: str | os.PathLike) -> Path:
@@ -269,15 +269,16 @@ class Keyring:
     def key_ids(self) -> list[str]:
         return [kid.hex() for kid in self.keys]
 
-    def unwrap(self, kid: bytes, epk: bytes, wrapped: bytes, session_id: bytes) -> tuple[bytes | None, bool]:
-        """-> (data key or None, whether a key with this key id is held)."""
+    def unwrap(self, kid: bytes, epk: bytes, wrapped: bytes, session_id: bytes,
+               version: int = FORMAT_VERSION) -> tuple[bytes | None, bool]:
+        """-> (data key or None, whether a key with this key id is held). `version`: the log's."""
         key = self.keys.get(kid)
         if key is not None:
-            return unwrap_data_key(key, epk, wrapped, session_id), True
+            return unwrap_data_key(key, epk, wrapped, session_id, version), True
         # The key id may be what was altered: any key that unwraps is the right one, and the
         # altered key id then fails the header record's authentication.
         for other in self.keys.values():
-            data_key = unwrap_data_key(other, epk, wrapped, session_id)
+            data_key = unwrap_data_key(other, epk, wrapped, session_id, version)
             if data_key is not None:
                 return data_key, False
         return None, False

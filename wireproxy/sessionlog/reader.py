@@ -7,32 +7,31 @@
               the final record; `count` records are intact and readable
   tampered    something was altered, reordered, removed or inserted; `bad_record` names the
               first record that is not as written, `problem` says how
-  unreadable  none of the private keys held can open it (wrong key file)
+  unreadable  none of the private keys held can open it (wrong key file), or it is of a format
+              version this reader does not know (a newer wireproxy's)
 
+Both format versions are read (format.py); frames.py walks and opens the frames of either.
 Truncation is what a crash leaves, and also what someone who cuts the end off a file leaves: the
 two cannot be told apart, which is why a log is only "intact" with its sealed final record.
-Every decrypted record authenticates the hash chain of all bytes before it, so reading the
-header and the last complete record (`decrypt_all=False`, what `list` does) already proves the
-whole prefix; `verify` decrypts every record anyway, to name the first bad one.
+Every decrypted frame authenticates the hash chain of all bytes before it, so reading the
+header and the last complete frame (`decrypt_all=False`, what `list` does) already proves the
+whole prefix; `verify` decrypts every frame anyway, to name the first bad one.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import SessionLogError
-from .format import (FRAME_CRC, FRAME_HEAD, FRAME_SIZE, KIND_END, KIND_HEADER, KIND_NAMES, KIND_RECORD,
-                     MAGIC, MAX_CIPHERTEXT, PREAMBLE, SUFFIX, TAG_LEN, aad, chain_next, chain_start,
-                     is_session_id, nonce, session_started)
+from .format import (KIND_END, KIND_HEADER, KIND_RECORD, MAGIC_PREFIX, PREAMBLE, READ_VERSIONS, SUFFIX,
+                     is_session_id, session_started)
+from .frames import TAMPERED, TRUNCATED, Frame, Stop, open_frame, walk
 from .keys import Keyring
 
 try:
@@ -42,8 +41,6 @@ except ImportError:  # pragma: no cover - not Unix
 
 INTACT = "intact"
 OPEN = "open"
-TRUNCATED = "truncated"
-TAMPERED = "tampered"
 UNREADABLE = "unreadable"
 
 # `wireproxy sessions verify` exit codes; several logs: the first in this order that occurs wins.
@@ -117,7 +114,7 @@ def read_log_bytes(data: bytes, keyring: Keyring, *, name: str | None = None, de
     result = SessionLogRead(path=path, session_id=name or "")
     try:
         _read(data, keyring, name, decrypt_all, result)
-    except _Stop as stop:
+    except Stop as stop:
         result.status, result.problem, result.bad_record = stop.status, stop.problem, stop.bad_record
     if result.status == TRUNCATED and is_open:
         result.status, result.problem = OPEN, None
@@ -126,48 +123,57 @@ def read_log_bytes(data: bytes, keyring: Keyring, *, name: str | None = None, de
     return result
 
 
-def _read(data: bytes, keyring: Keyring, name: str | None, decrypt_all: bool, result: SessionLogRead) -> None:
+def _version(data: bytes) -> int:
+    """The format version the magic names. Raises Stop when it is not one this reader reads."""
     size = len(data)
-    if size < len(MAGIC):
-        if MAGIC.startswith(data):
-            raise _Stop(TRUNCATED, "the file ends inside its preamble (crash as the session began)")
-        raise _Stop(TAMPERED, "not a wireproxy session log (bad magic)", 0)
-    if data[:len(MAGIC)] != MAGIC:
-        raise _Stop(TAMPERED, "not a wireproxy session log (bad magic)", 0)
-    if size < PREAMBLE.size:
-        raise _Stop(TRUNCATED, "the file ends inside its preamble (crash as the session began)")
+    if size < len(MAGIC_PREFIX) + 1:
+        if MAGIC_PREFIX.startswith(data):
+            raise Stop(TRUNCATED, "the file ends inside its preamble (crash as the session began)")
+        raise Stop(TAMPERED, "not a wireproxy session log (bad magic)", 0)
+    if data[:len(MAGIC_PREFIX)] != MAGIC_PREFIX:
+        raise Stop(TAMPERED, "not a wireproxy session log (bad magic)", 0)
+    version = data[len(MAGIC_PREFIX)]
+    if version not in READ_VERSIONS:
+        reads = " and ".join(map(str, READ_VERSIONS))
+        raise Stop(UNREADABLE, f"unsupported session log format version {version} (this wireproxy reads {reads})")
+    return version
+
+
+def _read(data: bytes, keyring: Keyring, name: str | None, decrypt_all: bool, result: SessionLogRead) -> None:
+    version = _version(data)
+    if len(data) < PREAMBLE.size:
+        raise Stop(TRUNCATED, "the file ends inside its preamble (crash as the session began)")
     _, sid, kid, epk, wrapped = PREAMBLE.unpack_from(data)
     result.session_id, result.key_id = sid.hex(), kid.hex()
     if name is not None and name != sid.hex():
-        raise _Stop(TAMPERED, f"the file is named {name} but its preamble says session {sid.hex()}", 0)
-    data_key, known = keyring.unwrap(kid, epk, wrapped, sid)
+        raise Stop(TAMPERED, f"the file is named {name} but its preamble says session {sid.hex()}", 0)
+    data_key, known = keyring.unwrap(kid, epk, wrapped, sid, version)
     if data_key is None:
         if known:
-            raise _Stop(TAMPERED, f"the session key does not unwrap with the private key of key id "
-                                  f"{kid.hex()}: the preamble was altered", 0)
+            raise Stop(TAMPERED, f"the session key does not unwrap with the private key of key id "
+                                 f"{kid.hex()}: the preamble was altered", 0)
         held = ", ".join(keyring.key_ids()) or "none"
-        raise _Stop(UNREADABLE, f"written for key id {kid.hex()}, but the private key(s) given are "
-                                f"key id {held}: wrong private key")
-    frames, stop, after_end = _walk(data)
+        raise Stop(UNREADABLE, f"written for key id {kid.hex()}, but the private key(s) given are "
+                               f"key id {held}: wrong private key")
+    frames, stop, after_end = walk(data, version)
     aead = AESGCM(data_key)
     last = len(frames) - 1
     wanted = range(len(frames)) if decrypt_all else sorted({0, last} if frames else set())
     index = 0
     try:
         for index in wanted:
-            _open_frame(aead, sid, data, frames[index], result, torn_ok=(index == last and stop is None
-                                                                         and after_end is None))
-    except _Stop as bad:
-        if bad.status == TRUNCATED:  # the last record is torn: the ones before it are intact
-            result.count = max(index - 1, 0)
+            _take(result, frames[index], open_frame(aead, sid, data, frames[index], version,
+                                                    torn_ok=(index == last and stop is None and after_end is None)))
+    except Stop as bad:
+        if bad.status == TRUNCATED:  # the last frame is torn: the records before it are intact
+            result.count = max(frames[index].seq - 1, 0)
         elif not decrypt_all:
             # Find the first bad record, not just the first one we looked at.
             result.records, result.header, result.end = [], None, None
             for frame in frames:
-                _open_frame(aead, sid, data, frame, result, torn_ok=False)
+                _take(result, frame, open_frame(aead, sid, data, frame, version, torn_ok=False))
         raise
-    records = len(frames) - 1 - (1 if frames and frames[-1].kind == KIND_END else 0)
-    result.count = max(records, 0)
+    result.count = sum(frame.count for frame in frames if frame.kind == KIND_RECORD)
     if not decrypt_all:
         result.records = []
     if after_end is not None:
@@ -175,97 +181,20 @@ def _read(data: bytes, keyring: Keyring, name: str | None, decrypt_all: bool, re
     if stop is not None:
         raise stop
     if not frames or frames[-1].kind != KIND_END:
-        raise _Stop(TRUNCATED, "no final record (the proxy stopped before the session ended)")
+        raise Stop(TRUNCATED, "no final record (the proxy stopped before the session ended)")
     result.status = INTACT
 
 
-def _walk(data: bytes) -> tuple[list[_Frame], _Stop | None, _Stop | None]:
-    """Frame boundaries and chain values, checking structure only.
-
-    -> (frames, why the walk stopped early, trailing data after the final record)."""
-    size = len(data)
-    view = memoryview(data)
-    chain = chain_start(bytes(view[:PREAMBLE.size]))
-    off, seq = PREAMBLE.size, 0
-    frames: list[_Frame] = []
-    while off < size:
-        if size - off < FRAME_SIZE:
-            if not any(view[off:]):
-                return frames, _Stop(TRUNCATED, f"zero-filled tail where record {seq} would begin"), None
-            return frames, _Stop(TRUNCATED, f"record {seq} is torn (the file ends inside its frame header)"), None
-        length, fseq, kind = FRAME_HEAD.unpack_from(data, off)
-        (crc,) = FRAME_CRC.unpack_from(data, off + FRAME_HEAD.size)
-        if zlib.crc32(view[off:off + FRAME_HEAD.size]) != crc:
-            if not any(view[off:]):
-                return frames, _Stop(TRUNCATED, f"zero-filled tail where record {seq} would begin"), None
-            return frames, _Stop(TAMPERED, f"record {seq}: frame header altered", seq), None
-        if fseq != seq:
-            return frames, _Stop(TAMPERED, _misplaced(data, off, seq, fseq), seq), None
-        expected = (KIND_HEADER,) if seq == 0 else (KIND_RECORD, KIND_END)
-        if kind not in expected:
-            return frames, _Stop(TAMPERED, f"record {seq}: a {KIND_NAMES.get(kind, f'kind {kind}')} "
-                                           f"where a {KIND_NAMES[expected[0]]} belongs", seq), None
-        if length < TAG_LEN or length > MAX_CIPHERTEXT:
-            return frames, _Stop(TAMPERED, f"record {seq}: impossible length {length}", seq), None
-        end = off + FRAME_SIZE + length
-        if end > size:
-            return frames, _Stop(TRUNCATED, f"record {seq} is torn (the file ends {end - size} bytes "
-                                            f"short of its end)"), None
-        frames.append(_Frame(seq, kind, off, end, chain))
-        chain = chain_next(chain, bytes(view[off:end]))
-        off, seq = end, seq + 1
-        if kind == KIND_END:
-            if off < size:
-                return frames, None, _Stop(TAMPERED, f"{size - off} bytes after the final record "
-                                                     f"(inserted)", seq)
-            break
-    return frames, None, None
-
-
-def _frame_seqs(data: bytes, off: int) -> Iterator[int]:
-    """Best effort: the seq of each well-formed frame from `off` on."""
-    while len(data) - off >= FRAME_SIZE:
-        length, fseq, _ = FRAME_HEAD.unpack_from(data, off)
-        (crc,) = FRAME_CRC.unpack_from(data, off + FRAME_HEAD.size)
-        if zlib.crc32(data[off:off + FRAME_HEAD.size]) != crc:
-            return
-        yield fseq
-        off += FRAME_SIZE + length
-
-
-def _misplaced(data: bytes, off: int, seq: int, found: int) -> str:
-    if found < seq:
-        return f"record {found} appears again where record {seq} belongs (duplicated or reordered)"
-    if seq in _frame_seqs(data, off):
-        return f"records out of order: record {found} is where record {seq} belongs (reordered)"
-    return f"record {seq} is missing (removed): record {found} follows record {seq - 1}"
-
-
-def _open_frame(aead: AESGCM, sid: bytes, data: bytes, frame: _Frame, result: SessionLogRead,
-                torn_ok: bool) -> None:
-    seq, kind = frame.seq, frame.kind
-    ciphertext = data[frame.start + FRAME_SIZE:frame.end]
-    try:
-        plaintext = aead.decrypt(nonce(seq), ciphertext, aad(sid, seq, kind, frame.chain))
-    except InvalidTag:
-        if torn_ok and not any(ciphertext[-TAG_LEN:]):
-            raise _Stop(TRUNCATED, f"record {seq} is torn (zero-filled: written but never synced)") from None
-        raise _Stop(TAMPERED, f"record {seq} fails authentication: altered, or not written in "
-                              f"this place of this session", seq) from None
-    try:
-        body = json.loads(plaintext)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or body.get("seq") != seq:
-        raise _Stop(TAMPERED, f"record {seq}: authentic but malformed content", seq)
-    if kind == KIND_HEADER:
-        result.header = body
-    elif kind == KIND_RECORD:
-        result.records.append(body)
+def _take(result: SessionLogRead, frame: Frame, bodies: list[dict[str, Any]]) -> None:
+    if frame.kind == KIND_HEADER:
+        result.header = bodies[0]
+    elif frame.kind == KIND_RECORD:
+        result.records.extend(bodies)
     else:
-        if body.get("records") != seq - 1 or body.get("chain") != frame.chain.hex():
-            raise _Stop(TAMPERED, f"final record {seq} does not match the records before it", seq)
-        result.end = body
+        end = bodies[0]
+        if end.get("records") != frame.seq - 1 or end.get("chain") != frame.chain.hex():
+            raise Stop(TAMPERED, f"final record {frame.seq} does not match the records before it", frame.seq)
+        result.end = end
 
 
 # --- files -----------------------------------------------------------------------------------

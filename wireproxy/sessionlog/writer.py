@@ -17,12 +17,14 @@ are the ones `sessions show` lays out (others are shown as `key: value`):
     HTTP: method, url, status.
 
 Hot path cost: `record` appends a tuple to its session's queue. The writer wakes every
-`flush_interval` (and at once on a session's end), takes everything queued, encodes and encrypts
-it on the trio thread session by session in slices of `_SLICE` records (one tight loop per slice,
-see SessionEncoder.records; about 6 us of CPU per record in all, `record()` included), then
-writes and fdatasyncs each touched file in one worker thread. A kill -9 loses at most what was
-queued since the last flush. (Encryption stays on the trio thread: it holds the GIL for small
-records anyway, so a worker thread would cost a hand-off and save no CPU.)
+`flush_interval` (and at once on a session's end), takes everything queued, encodes it on the
+trio thread session by session in slices of `_SLICE` records (one tight loop per slice, see
+SessionEncoder.records) into one encrypted frame per session and flush, then writes and
+fdatasyncs each touched file in one worker thread. Every cycle seals every frame it opened: what
+a cycle took is on disk, authenticated, when it ends, and a clean close or shutdown loses
+nothing; a kill -9 loses at most what was queued since the last flush. (Encryption stays on the
+trio thread: one AES-GCM call per frame, so a worker thread would cost a hand-off and save
+little.)
 
 The queue is bounded softly: `record` never blocks and never drops what it is given; past
 `max_pending` queued items `congested` is true and `await rec.wait_room()` (a no-op otherwise)
@@ -50,7 +52,8 @@ import trio
 
 from .. import __version__
 from .errors import KeyFileError, LogUnavailable
-from .format import SUFFIX, SessionEncoder, dumps, iso, key_id_of, new_session_id, session_started
+from .encoder import SessionEncoder
+from .format import FORMAT_VERSION, SUFFIX, dumps, iso, key_id_of, new_session_id, session_started
 from .keys import load_public_key, public_key_path
 from .files import LogSession, close_fd, prepare_dir, strerror, write_batch
 from .recorder import SessionRecorder
@@ -260,7 +263,7 @@ class SessionLog:
             header = dict(payload)
             header.setdefault("proxy_version", __version__)
             header.update(session=session.id, started=iso(session_started(session.sid)),
-                          key_id=self._key_id.hex(), format=1)
+                          key_id=self._key_id.hex(), format=FORMAT_VERSION)
             chunks.append(session.encoder.start(header))
         except Exception:  # a bug in us, not the disk: keep the log going
             logger.exception("session log: cannot start the log of session %s", session.id)
@@ -268,8 +271,8 @@ class SessionLog:
 
     async def _encode_records(self, session: LogSession, items: list[tuple[dict[str, Any], float]],
                               chunks: list[bytes], done: int) -> int:
-        """Frames for `items` onto `chunks`, a checkpoint every `_SLICE` records of the cycle.
-        -> the cycle's running count of records encoded."""
+        """`items` as one frame (more past FRAME_BUDGET) onto `chunks`, a checkpoint every `_SLICE`
+        records of the cycle. -> the cycle's running count of records encoded."""
         encoder = session.encoder
         if encoder is None:
             raise RuntimeError(f"session {session.id}: no encoder")
@@ -277,17 +280,20 @@ class SessionLog:
         pos, total = 0, len(items)
         while pos < total:
             stop = min(total, pos + _SLICE - done % _SLICE)
-            before = len(chunks)
+            before = encoder.seq
             try:
                 encoder.records(items, chunks, pos, stop, results=cap)
             except Exception:  # a bug in us, not the disk: skip that record, keep the log going
-                failed = pos + len(chunks) - before
+                failed = pos + encoder.seq - before
                 logger.exception("session log: cannot encode record %d of session %s", encoder.seq, session.id)
                 stop = failed + 1
             done += stop - pos
             pos = stop
             if done % _SLICE == 0:
                 await trio.lowlevel.checkpoint()
+        sealed = encoder.seal()  # every cycle seals what it opened: taken means written
+        if sealed:
+            chunks.append(sealed)
         return done
 
     def _encode_end(self, session: LogSession, end: tuple[Any, float], chunks: list[bytes]) -> None:

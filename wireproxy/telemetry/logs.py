@@ -14,6 +14,11 @@ import time
 from typing import Any, TextIO
 
 _stream: TextIO = sys.stderr
+_context: dict[str, Any] = {}       # fields on every line of this process (a worker's index)
+
+
+def set_context(**fields: Any) -> None:
+    _context.update(fields)
 
 
 def set_stream(stream: TextIO) -> None:
@@ -38,7 +43,7 @@ def install_stdlib_bridge() -> None:
 
 
 def log(event: str, level: str = "info", **fields: Any) -> None:
-    record = {"ts": round(time.time(), 3), "level": level, "event": event}
+    record = {"ts": round(time.time(), 3), "level": level, "event": event, **_context}
     record.update(fields)
     try:
         _stream.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")

@@ -114,9 +114,9 @@ class _Metric:
         for key, value in series:
             if self.labelnames:
                 inner = ",".join(f'{n}="{_escape_label(v)}"' for n, v in zip(self.labelnames, key))
-                lines.append(f"{self.name}{{{inner}}} {_number(value)}")
+                lines.append(f"{self.name}{{{inner}}} {number_text(value)}")
             else:
-                lines.append(f"{self.name} {_number(value)}")
+                lines.append(f"{self.name} {number_text(value)}")
         return "\n".join(lines) + "\n"
 
 
@@ -142,7 +142,7 @@ class Gauge(_Metric):
         self.labels(**labels).value = value
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):

@@ -107,6 +107,7 @@ def connected(judge: FakeJudge | None = None, **kwargs) -> PgRelay:
     assert relay.phase is Phase.READY
     take(relay)
     relay.events.clear()
+    judge.seen.clear()              # the startup's settings, judged as SETs (test_startup_settings.py)
     return relay
 
 

@@ -11,16 +11,20 @@ from wireproxy.sessionlog.format import FRAME_HEAD, FRAME_SIZE, PREAMBLE
 
 
 def encode_log(key_file: Path, records: list[dict[str, Any]], *, header: dict[str, Any] | None = None,
-               end: bool = True, started: float | None = None) -> tuple[str, bytes]:
-    """A whole log in memory, as the writer would write it. -> (session id, bytes)."""
+               end: bool = True, started: float | None = None, per_frame: int = 1) -> tuple[str, bytes]:
+    """A whole log in memory, as the writer would write it, `per_frame` records to a frame (a
+    flush). -> (session id, bytes)."""
     public = load_public_key(str(key_file) + ".pub")
     sid = new_session_id(started)
     enc = SessionEncoder(sid, public)
     now = time.time() if started is None else started
     data = enc.start({"user": "alice", "database": "shop", "client_addr": "127.0.0.1:50000",
                       "started": "", **(header or {})})
-    for i, rec in enumerate(records):
-        data += enc.record(rec, now + i * 0.001)
+    items = [(rec, now + i * 0.001) for i, rec in enumerate(records)]
+    for first in range(0, len(items), per_frame):
+        out: list[bytes] = []
+        enc.records(items, out, first, min(len(items), first + per_frame))
+        data += b"".join(out) + enc.seal()
     if end:
         data += enc.end({"reason": "closed"}, now + len(records) * 0.001)
     return sid.hex(), data
@@ -35,14 +39,22 @@ def write_log(log_dir: Path, key_file: Path, records: list[dict[str, Any]], **kw
 
 
 def frame_spans(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of every frame of a well-formed log; frame i holds seq i."""
-    spans = []
+    """(start, end) of every frame of a well-formed version-2 log (with one record a frame,
+    frame i holds seq i)."""
+    return [(start, end) for start, end, _, _ in frames_of(data)]
+
+
+def frames_of(data: bytes, head=FRAME_HEAD, size: int = FRAME_SIZE) -> list[tuple[int, int, int, int]]:
+    """(start, end, first seq, count) of every frame of a well-formed log: version 2, or
+    version 1 with `head=V1_FRAME_HEAD, size=V1_FRAME_SIZE`."""
+    frames = []
     off = PREAMBLE.size
-    while off + FRAME_SIZE <= len(data):
-        length, _, _ = FRAME_HEAD.unpack_from(data, off)
-        spans.append((off, off + FRAME_SIZE + length))
-        off += FRAME_SIZE + length
-    return spans
+    while off + size <= len(data):
+        length, seq, *rest = head.unpack_from(data, off)
+        count = rest[0] if len(rest) == 2 else 1
+        frames.append((off, off + size + length, seq, count))
+        off += size + length
+    return frames
 
 
 def statements(n: int, marker: str = "") -> list[dict[str, Any]]:
@@ -72,6 +84,6 @@ def general_path_only():
     record: what the fast path must match byte for byte."""
     from unittest import mock
 
-    from wireproxy.sessionlog import format as fmt
+    from wireproxy.sessionlog import encoder
 
-    return mock.patch.object(fmt, "_hot_encoder", None)
+    return mock.patch.object(encoder, "_hot_encoder", None)
