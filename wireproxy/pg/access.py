@@ -1,8 +1,8 @@
 """Who may log in on a [[postgres]] listener, and as whom wireproxy logs in upstream.
 
 One Access per listener, shared by its sessions: the directory (`[[user]]`, `[jwt]`), the JWT
-verifier, the per-address limiter, and the held upstream credentials. With no directory
-entries, `login` returns None and authentication passes through to the upstream untouched.
+verifier, the per-address limiter, and the held upstream credentials. A listener has one only
+when the config has `[[user]]` or `[jwt]`; without, authentication passes through untouched.
 
 The upstream role follows the identity: `upstream_roles` maps a user name, or "group:NAME",
 to a role (a user's own entry first, then the first of its groups in the table's order), and
@@ -40,7 +40,8 @@ class Access:
         self.directory = directory
         self.tokens = tokens                            # auth.tokens.TokenVerifier, for [jwt]
         self.limiter = limiter                          # auth.limiter.LoginLimiter, shared
-        verifiers = [parse_verifier(u.scram) for u in directory.users]
+        self._verifiers = {u.name: parse_verifier(u.scram) for u in directory.users}   # parsed once
+        verifiers = list(self._verifiers.values())
         # An unknown name gets a mock exchange whose salt must not change across restarts (a
         # real user's does not): derive its secret from the real verifiers' secret keys.
         self._mock_secret = hashlib.sha256(b"wireproxy mock SCRAM\0" + b"".join(
@@ -49,17 +50,11 @@ class Access:
         self._mock_iterations = max(set(counts), key=counts.count) if counts else ITERATIONS
         self._gates: dict[str, trio.Lock] = {}
 
-    @property
-    def terminates(self) -> bool:
-        return self.directory.terminates
-
-    def login(self, user: str) -> FrontLogin | None:
-        if not self.directory.terminates:
-            return None
+    def login(self, user: str) -> FrontLogin:
         methods = self.listener.login_methods
         tokens = self.tokens if "jwt" in methods else None
-        return FrontLogin(user, self.directory, tokens, self._mock_secret, self._mock_iterations,
-                          scram="scram" in methods)
+        return FrontLogin(user, self.directory, self._verifiers, tokens, self._mock_secret,
+                          self._mock_iterations, scram="scram" in methods)
 
     @asynccontextmanager
     async def gate(self, host: str):

@@ -21,7 +21,7 @@ from protocols.postgres import Authentication, ProtocolError, RemoteProtocolErro
 from protocols.postgres.backend import AUTH_CLEARTEXT, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL
 
 from ..auth import Identity
-from ..auth.scram import ScramRejected, ScramServer, parse_verifier
+from ..auth.scram import ScramRejected, ScramServer
 
 MECHANISM = "SCRAM-SHA-256"
 PASSWORD = ord("p")
@@ -32,8 +32,8 @@ def uniform_failure(user: str) -> str:
 
 
 class FrontLogin:
-    def __init__(self, user: str, directory, tokens, mock_secret: bytes, mock_iterations: int, *,
-                 scram: bool = True):
+    def __init__(self, user: str, directory, verifiers: dict, tokens, mock_secret: bytes,
+                 mock_iterations: int, *, scram: bool = True):
         self.user = user
         self.identity: Identity | None = None
         self.failure: str | None = None
@@ -43,8 +43,7 @@ class FrontLogin:
         self._tokens = tokens
         self._scram: ScramServer | None = None
         if self.method == "scram":
-            verifier = parse_verifier(entry.scram) if entry is not None else None
-            self._scram = ScramServer(verifier, mock_secret=mock_secret, username=user,
+            self._scram = ScramServer(verifiers.get(user) if entry is not None else None, mock_secret=mock_secret, username=user,
                                       mock_iterations=mock_iterations)
         self._step = 0
         self.started = False              # the request is out (the pump sets it, after any wait)
@@ -53,10 +52,6 @@ class FrontLogin:
     def failure_message(self) -> str:
         """What the client is told, whatever the reason."""
         return uniform_failure(self.user)
-
-    @property
-    def finished(self) -> bool:
-        return self.identity is not None or self.failure is not None
 
     def begin(self) -> bytes:
         if self.method == "scram":

@@ -30,6 +30,7 @@ from ..auth import Identity
 from ..policy import Action
 from ..policy.strict import StrictColumns
 from . import client_side, server_side
+from .access import NoUpstreamRole
 from .conversation import Conversation
 from .enforcement import Enforcer, unparseable
 from .holds import Holds
@@ -338,7 +339,6 @@ class PgRelay:
                 return
 
     def _logged_in(self, identity: Identity) -> None:
-        from .access import NoUpstreamRole
         try:
             self.upstream_role = self.access.upstream_role(identity)
         except NoUpstreamRole:

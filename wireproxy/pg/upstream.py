@@ -11,6 +11,7 @@ upstream is configured by. A server that answers 'N' to a required SSLRequest is
 
 from __future__ import annotations
 
+import functools
 import ssl
 
 import trio
@@ -29,7 +30,10 @@ class UpstreamLoginFailed(Exception):
     """The upstream refused our held credentials, or the login broke off; safe to log."""
 
 
+@functools.lru_cache(maxsize=16)
 def client_context(sslmode: str, cafile=None) -> ssl.SSLContext:
+    """One context per (mode, CA file), made once: loading the CAs per connection would cost
+    milliseconds each. Server.reload (SIGHUP) clears the cache, so a replaced CA file is read."""
     context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if sslmode == "require":
@@ -38,19 +42,18 @@ def client_context(sslmode: str, cafile=None) -> ssl.SSLContext:
     return context
 
 
-async def secure_upstream(stream, listener, context: ssl.SSLContext | None = None, timeout: float = 10.0):
+async def secure_upstream(stream, listener, timeout: float = 10.0):
     """The stream to talk to the upstream on: as is, or TLS after an SSLRequest."""
     return await start_tls(stream, listener.upstream_sslmode, listener.upstream_ca, listener.upstream.host,
-                           context=context, timeout=timeout)
+                           timeout=timeout)
 
 
-async def start_tls(stream, sslmode: str, cafile, host: str, *, context: ssl.SSLContext | None = None,
-                    timeout: float = 10.0):
+async def start_tls(stream, sslmode: str, cafile, host: str, *, timeout: float = 10.0):
     """SSLRequest, then the handshake, as `sslmode` (disable | require | verify-full) asks;
     OSError with the reason when TLS cannot be had."""
     if sslmode == "disable":
         return stream
-    context = context or client_context(sslmode, cafile)
+    context = client_context(sslmode, str(cafile) if cafile else None)
     try:
         with trio.fail_after(timeout):
             await stream.send_all(SSLRequest().encode())

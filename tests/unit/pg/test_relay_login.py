@@ -34,7 +34,7 @@ def backend(data: bytes) -> list:
 
 def log_in(relay: PgRelay, user: str, password: str) -> list:
     relay.client_data(StartupMessage({"user": user, "database": "shop"}).encode())
-    (offer,), _ = backend(take(relay)[0]), None
+    (offer,) = backend(take(relay)[0])
     assert (offer.code, offer.mechanisms) == (AUTH_SASL, ["SCRAM-SHA-256"])
     scram = ScramClient(password)
     relay.client_data(SASLInitialResponse("SCRAM-SHA-256", scram.first_message()).encode())
